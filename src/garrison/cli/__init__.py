@@ -1,0 +1,1 @@
+"""The `garrison` command line: one module per command group, each thin."""

@@ -1,0 +1,70 @@
+"""What every command shares: settings from options, Django start-up, output consoles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from garrison.core import settings as garrison_settings
+from garrison.core.errors import ConfigError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default ./garrison-data, or GARRISON_DATA_DIR)."),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Settings file (default ./garrison.toml if present)."),
+]
+ListenOption = Annotated[
+    str | None,
+    typer.Option("--listen", help="Address to serve on, HOST:PORT (IPv6 as [::1]:8443)."),
+]
+
+
+def _split_listen(listen: str) -> tuple[str, str]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"invalid --listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8443")
+    return host.strip("[]"), port
+
+
+def load_settings(
+    data_dir: Path | None = None, config: Path | None = None, listen: str | None = None
+) -> garrison_settings.Settings:
+    """Apply command-line options as environment overrides, then load the settings.
+
+    The overrides go into the environment so that Django's settings module and every role
+    that `garrison up` starts read exactly the same values.
+    """
+    if data_dir is not None:
+        os.environ["GARRISON_DATA_DIR"] = str(data_dir.resolve())
+    if config is not None:
+        os.environ["GARRISON_CONFIG"] = str(config.resolve())
+    if listen is not None:
+        os.environ["GARRISON_HOST"], os.environ["GARRISON_PORT"] = _split_listen(listen)
+    loaded = garrison_settings.load()
+    os.environ["GARRISON_DATA_DIR"] = str(loaded.data_path)
+    return loaded
+
+
+def setup_django() -> None:
+    """Configure Django from the already-loaded environment."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "garrison.server.settings")
+    import django  # noqa: PLC0415  # only commands that need the control plane pay for it
+
+    django.setup()
+
+
+def migrate(verbose: bool = False) -> None:
+    """Bring the control-plane database schema up to date."""
+    from django.core.management import call_command  # noqa: PLC0415  # after setup_django
+
+    call_command("migrate", interactive=False, verbosity=1 if verbose else 0)

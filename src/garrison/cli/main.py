@@ -1,0 +1,65 @@
+"""Entry point: builds the Typer app from the command groups and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from garrison import __version__
+from garrison.cli import admin, config, pki, server, up
+from garrison.cli.common import err
+from garrison.core.errors import GarrisonError
+
+app = typer.Typer(
+    name="garrison",
+    help="Garrison: the controls of a serious SaaS security page, for your own fleet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("server", help="Run the control plane (console and API) over HTTPS.")(server.server)
+app.command("up", help="Run every role on this machine, supervised (the embedded default).")(up.up)
+app.add_typer(admin.app, name="admin")
+app.add_typer(pki.app, name="pki")
+app.add_typer(config.app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"garrison {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Garrison command line."""
+
+
+def run() -> None:
+    """Run the CLI; a `GarrisonError` becomes a one-line message and its exit code."""
+    try:
+        app(standalone_mode=False)
+    except GarrisonError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors carry their own exit code
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            raise
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        sys.exit(code)

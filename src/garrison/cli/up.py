@@ -1,0 +1,53 @@
+"""`garrison up`: every role on this machine, supervised (the embedded default)."""
+
+from __future__ import annotations
+
+from garrison.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    ListenOption,
+    load_settings,
+    migrate,
+    out,
+    setup_django,
+)
+from garrison.cli.server import CERT_NAME, server_hosts
+from garrison.core.registry import ROLES
+from garrison.core.supervisor import Supervisor
+
+
+def up(
+    data_dir: DataDirOption = None, config: ConfigOption = None, listen: ListenOption = None
+) -> None:
+    """Prepare the data dir, print the console URL (and setup link), run all roles."""
+    settings = load_settings(data_dir, config, listen)
+    with out.status("Preparing the data directory and database..."):
+        setup_django()
+        migrate()
+        from django.conf import settings as django_settings  # noqa: PLC0415  # after setup
+
+        from garrison.server.accounts import actions  # noqa: PLC0415
+        from garrison.server.accounts.api import setup_url  # noqa: PLC0415
+        from garrison.server.accounts.models import SetupLink, User  # noqa: PLC0415
+        from garrison.server.bootstrap import certificate_authority  # noqa: PLC0415
+
+        ca = certificate_authority(django_settings.PREPARED)
+        ca.ensure_server(CERT_NAME, server_hosts(settings))
+        link = None
+        if not User.objects.filter(is_machine=False).exists():
+            token = actions.do_create_setup_link(
+                None,
+                purpose=SetupLink.Purpose.FIRST_ADMIN,
+                minutes=settings.setup_link_minutes,
+            )
+            link = setup_url(token)
+
+    out.print(f"Garrison console: [bold]{settings.console_url}/[/]")
+    out.print(f"Trust the internal CA to avoid browser warnings: {ca.cert_path}")
+    if link:
+        out.print(
+            f"No account yet. Create the first admin within {settings.setup_link_minutes} "
+            f"minutes (one use): [bold]{link}[/]"
+        )
+    out.print("Press Ctrl-C to stop.")
+    Supervisor(ROLES, on_event=lambda text: out.print(f"[dim]{text}[/]")).run()

@@ -1,0 +1,1 @@
+"""Shared plain-Python building blocks: settings, errors, crypto, PKI/TLS."""

@@ -1,0 +1,46 @@
+"""Where things live inside the data directory, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """The layout of a Garrison data directory (embedded default: everything lives here)."""
+
+    root: Path
+
+    @property
+    def keys(self) -> Path:
+        """Key material: the key-encryption key and encrypted private keys (0700)."""
+        return self.root / "keys"
+
+    @property
+    def kek(self) -> Path:
+        """The key-encryption key file (0600); never leaves this host."""
+        return self.keys / "kek"
+
+    @property
+    def pki(self) -> Path:
+        """The internal CA and issued certificates."""
+        return self.root / "pki"
+
+    @property
+    def sqlite(self) -> Path:
+        """The control-plane database on the embedded default."""
+        return self.root / "garrison.sqlite3"
+
+    @property
+    def django_secret(self) -> Path:
+        """Django's signing key (encrypted under the KEK)."""
+        return self.keys / "django-secret.enc"
+
+    def ensure(self) -> DataDir:
+        """Create the directory tree with private permissions."""
+        for path in (self.root, self.keys, self.pki):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+        return self

@@ -1,0 +1,159 @@
+"""One typed settings object, read from `garrison.toml` and `GARRISON_*` environment variables.
+
+Precedence, lowest first: built-in defaults, the TOML file (``--config``, ``GARRISON_CONFIG`` or
+``./garrison.toml`` when present), then ``GARRISON_<KEY>`` environment variables. Anything unknown
+or out of range raises `ConfigError` naming the key, the bad value, where it came from and what is
+allowed; the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from garrison.core.errors import ConfigError
+
+ENV_PREFIX = "GARRISON_"
+#: Environment variables with the prefix that are not settings keys.
+ENV_NOT_SETTINGS = frozenset({"GARRISON_CONFIG"})
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Minutes = Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 60)]
+Hours = Annotated[int, msgspec.Meta(ge=1, le=24 * 30)]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every operator-facing setting of Garrison, with its default."""
+
+    data_dir: str = "garrison-data"
+    host: str = "127.0.0.1"
+    port: Port = 8443
+    public_url: str = ""
+    database_url: str = ""
+    log_level: LogLevel = "info"
+    session_idle_minutes: Minutes = 30
+    session_absolute_hours: Hours = 12
+    setup_link_minutes: Minutes = 60
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory, absolute."""
+        return Path(self.data_dir).resolve()
+
+    @property
+    def console_url(self) -> str:
+        """Base URL people use to reach the console (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+
+#: What each key accepts, in words, for error messages and `garrison config show`.
+ALLOWED: dict[str, str] = {
+    "data_dir": "a directory path",
+    "host": "an IP address or host name to listen on",
+    "port": "an integer from 1 to 65535",
+    "public_url": "an https:// URL, or empty to derive it from host and port",
+    "database_url": "empty for SQLite in the data dir, or postgresql://user:pass@host:port/db",
+    "log_level": "one of debug, info, warning, error",
+    "session_idle_minutes": "an integer from 1 to 10080",
+    "session_absolute_hours": "an integer from 1 to 720",
+    "setup_link_minutes": "an integer from 1 to 10080",
+}
+
+_FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+
+
+def _convert(key: str, value: object, source: str) -> object:
+    try:
+        return msgspec.convert(value, _FIELDS[key], strict=False)
+    except msgspec.ValidationError:
+        raise ConfigError(
+            f"invalid setting {key}={value!r} (from {source}): expected {ALLOWED[key]}"
+        ) from None
+
+
+def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -> None:
+    url = str(values.get("database_url", ""))
+    if url and urlsplit(url).scheme not in {"postgres", "postgresql"}:
+        raise ConfigError(
+            f"invalid setting database_url={_redact_url(url)!r} (from {sources['database_url']}): "
+            f"expected {ALLOWED['database_url']}"
+        )
+    public = str(values.get("public_url", ""))
+    if public and urlsplit(public).scheme != "https":
+        raise ConfigError(
+            f"invalid setting public_url={public!r} (from {sources['public_url']}): "
+            f"expected {ALLOWED['public_url']}"
+        )
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def load(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read defaults, the TOML file and the environment into a validated `Settings`."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    sources: dict[str, str] = {}
+
+    path = config_file or (Path(env["GARRISON_CONFIG"]) if env.get("GARRISON_CONFIG") else None)
+    if path is None and Path("garrison.toml").is_file():
+        path = Path("garrison.toml")
+    if path is not None:
+        for key, value in _read_toml(path).items():
+            if key not in _FIELDS:
+                raise ConfigError(
+                    f"unknown setting {key!r} in {path}",
+                    hint=f"allowed keys: {', '.join(sorted(_FIELDS))}",
+                )
+            raw[key], sources[key] = value, f"{path}"
+
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in _FIELDS:
+            raise ConfigError(
+                f"unknown setting in environment variable {name}",
+                hint=f"allowed: {', '.join(ENV_PREFIX + k.upper() for k in sorted(_FIELDS))}",
+            )
+        raw[key], sources[key] = value, f"environment variable {name}"
+
+    values = {key: _convert(key, value, sources[key]) for key, value in raw.items()}
+    _check_semantics(values, sources)
+    return Settings(**values)  # type: ignore[arg-type]  # keys checked against the struct above
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", hint="check --config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def as_dict(settings: Settings) -> dict[str, object]:
+    """Settings as plain values with secrets redacted, for display."""
+    out = msgspec.to_builtins(settings)
+    if out.get("database_url"):
+        out["database_url"] = _redact_url(str(out["database_url"]))
+    return dict(out)
+
+

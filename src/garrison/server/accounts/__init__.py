@@ -1,0 +1,1 @@
+"""Accounts: people and machine identities, roles, passwords, TOTP, sessions and API tokens."""

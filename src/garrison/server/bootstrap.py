@@ -1,0 +1,43 @@
+"""Prepare a data directory for the control plane: KEK, Django signing key, CA."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+from garrison.core.paths import DataDir
+from garrison.core.pki import CertificateAuthority
+from garrison.core.secrets import KeyRing
+from garrison.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the control plane needs from its data directory."""
+
+    data: DataDir
+    keyring: KeyRing
+    secret_key: str
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Create (first run) or open the data dir's key material."""
+    data = DataDir(settings.data_path).ensure()
+    keyring = KeyRing.load_or_create(data.kek)
+    path = data.django_secret
+    if path.is_file():
+        secret_key = keyring.open(path.read_text(), purpose="django-secret").decode()
+    else:
+        secret_key = secrets.token_urlsafe(64)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(keyring.seal(secret_key.encode(), purpose="django-secret"))
+    return Prepared(data, keyring, secret_key)
+
+
+def certificate_authority(prepared: Prepared) -> CertificateAuthority:
+    """The data dir's internal CA (created on first use)."""
+    ca = CertificateAuthority(prepared.data.pki, prepared.keyring)
+    ca.init()
+    return ca

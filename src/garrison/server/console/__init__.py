@@ -1,0 +1,1 @@
+"""The console shell: layout, navigation, security headers, section pages."""
