@@ -186,7 +186,7 @@ class CertificateAuthority:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        issued = Issued(self.dir / f"{name}.crt", self.dir / f"{name}.key", not_after)
+        issued = Issued(self.dir / f"{name}.crt", self.dir / f"{name}.key", cert.not_valid_after_utc)
         _write_private(issued.key, _encrypted_pem(key, self.keyring.passphrase(name)))
         chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
             serialization.Encoding.PEM

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, pagination, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -80,6 +81,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         response["Retry-After"] = str(int(exc.wait))
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 handler: unknown API paths answer in the error shape, others with the page."""
+    if request.path_info.startswith("/api/"):
+        body = {"error": {"code": "not_found", "message": "no such API endpoint"}}
+        return JsonResponse(body, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 class Pagination(pagination.LimitOffsetPagination):

@@ -152,6 +152,7 @@ class MeView(APIView):
 class UserListView(APIView):
     """Users and machine identities."""
 
+    pagination_class = Pagination  # tells the schema that lists come paginated
     write_roles = MANAGE_ACCOUNTS
 
     @extend_schema(
@@ -250,6 +251,7 @@ class UserResetAccessView(APIView):
 class TokenListView(APIView):
     """API tokens."""
 
+    pagination_class = Pagination  # tells the schema that lists come paginated
     write_roles = SELF_SERVICE
 
     @extend_schema(
@@ -307,6 +309,7 @@ class TokenDetailView(APIView):
 class SessionListView(APIView):
     """The caller's console sessions."""
 
+    pagination_class = Pagination  # tells the schema that lists come paginated
     write_roles = SELF_SERVICE
 
     @extend_schema(operation_id="sessions_list", responses=SessionSerializer(many=True))

@@ -23,6 +23,16 @@ def client_ip(request: HttpRequest) -> str | None:
     return str(addr) if addr else None
 
 
+def record_client(request: HttpRequest) -> None:
+    """Keep the session's source address and user agent current (shown in the session list)."""
+    session = request.session
+    ip, ua = client_ip(request), request.headers.get("User-Agent", "")[:200]
+    if session.get(META_IP) != ip:
+        session[META_IP] = ip
+    if session.get(META_UA) != ua:
+        session[META_UA] = ua
+
+
 class SessionPolicyMiddleware:
     """Ends sessions past their absolute lifetime and records source and user agent."""
 
@@ -38,11 +48,7 @@ class SessionPolicyMiddleware:
                 logout(request)
                 messages.info(request, "Your session reached its maximum age. Sign in again.")
             else:
-                ua = request.headers.get("User-Agent", "")[:200]
-                if session.get(META_IP) != client_ip(request):
-                    session[META_IP] = client_ip(request)
-                if session.get(META_UA) != ua:
-                    session[META_UA] = ua
+                record_client(request)
         return self.get_response(request)
 
 

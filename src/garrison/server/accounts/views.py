@@ -30,7 +30,7 @@ from garrison.server.accounts.forms import (
     SignInForm,
     TokenForm,
 )
-from garrison.server.accounts.middleware import AUTH_AT, client_ip
+from garrison.server.accounts.middleware import AUTH_AT, client_ip, record_client
 from garrison.server.accounts.models import SetupLink, TOTPDevice, User
 from garrison.server.accounts.roles import MANAGE_ACCOUNTS, READ_ALL, Role
 
@@ -141,6 +141,7 @@ def verify(request: HttpRequest) -> HttpResponse:
             del request.session[PENDING]
             login(request, user, backend=BACKEND)
             request.session[AUTH_AT] = time.time()
+            record_client(request)
             left = totp.remaining_recovery_codes(user)
             if left <= 3:
                 messages.warning(
