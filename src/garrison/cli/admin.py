@@ -10,7 +10,9 @@ import typer
 from garrison.cli.common import DataDirOption, load_settings, migrate, out, setup_django
 from garrison.core.errors import UsageError
 
-app = typer.Typer(help="Create admins and one-time links from the server's shell.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create admins and one-time links from the server's shell.", no_args_is_help=True
+)
 
 
 def _read_password(path: Path) -> str:
@@ -28,7 +30,8 @@ def _read_password(path: Path) -> str:
 def create(
     username: Annotated[str, typer.Option(help="Lower-case username.")],
     password_file: Annotated[
-        Path, typer.Option(help="File holding the password (one line); never pass it as an argument.")
+        Path,
+        typer.Option(help="File holding the password (one line); never pass it as an argument."),
     ],
     role: Annotated[str, typer.Option(help="admin, operator, auditor or developer.")] = "admin",
     display_name: Annotated[str, typer.Option(help="Name shown in the console.")] = "",

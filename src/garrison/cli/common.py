@@ -17,7 +17,9 @@ err = Console(stderr=True, highlight=False)
 
 DataDirOption = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (default ./garrison-data, or GARRISON_DATA_DIR)."),
+    typer.Option(
+        "--data-dir", help="Data directory (default ./garrison-data, or GARRISON_DATA_DIR)."
+    ),
 ]
 ConfigOption = Annotated[
     Path | None,

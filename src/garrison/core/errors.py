@@ -1,14 +1,14 @@
 """The one error hierarchy of Garrison, and how each error maps to an exit code and HTTP status.
 
-    GarrisonError                 exit 1   HTTP 500  internal_error
-    +-- ConfigError               exit 2   HTTP 500  config_error
-    +-- UsageError                exit 2   HTTP 400  invalid_request
-    |   +-- ValidationError       exit 2   HTTP 400  validation_error
-    +-- NotFoundError             exit 4   HTTP 404  not_found
-    +-- ConflictError             exit 5   HTTP 409  conflict
-    +-- PermissionDeniedError     exit 6   HTTP 403  permission_denied
-    +-- ThrottledError            exit 7   HTTP 429  throttled
-    +-- CryptoError               exit 8   HTTP 500  crypto_error
+GarrisonError                 exit 1   HTTP 500  internal_error
++-- ConfigError               exit 2   HTTP 500  config_error
++-- UsageError                exit 2   HTTP 400  invalid_request
+|   +-- ValidationError       exit 2   HTTP 400  validation_error
++-- NotFoundError             exit 4   HTTP 404  not_found
++-- ConflictError             exit 5   HTTP 409  conflict
++-- PermissionDeniedError     exit 6   HTTP 403  permission_denied
++-- ThrottledError            exit 7   HTTP 429  throttled
++-- CryptoError               exit 8   HTTP 500  crypto_error
 """
 
 from __future__ import annotations

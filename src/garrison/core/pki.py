@@ -135,7 +135,9 @@ class CertificateAuthority:
                 self.key_path.read_bytes(), self.keyring.passphrase("ca")
             )
         except FileNotFoundError:
-            raise NotFoundError(f"no CA key in {self.dir}", hint="run `garrison pki init`") from None
+            raise NotFoundError(
+                f"no CA key in {self.dir}", hint="run `garrison pki init`"
+            ) from None
         except ValueError:
             raise CryptoError(
                 "the CA key does not decrypt with this data dir's key-encryption key"
@@ -186,7 +188,9 @@ class CertificateAuthority:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        issued = Issued(self.dir / f"{name}.crt", self.dir / f"{name}.key", cert.not_valid_after_utc)
+        issued = Issued(
+            self.dir / f"{name}.crt", self.dir / f"{name}.key", cert.not_valid_after_utc
+        )
         _write_private(issued.key, _encrypted_pem(key, self.keyring.passphrase(name)))
         chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
             serialization.Encoding.PEM

@@ -9,7 +9,9 @@ _PATTERNS = [
     (re.compile(r"grs_[A-Za-z0-9]+_[A-Za-z0-9_-]+"), "grs_***"),
     (re.compile(r"(?i)(bearer\s+)[^\s,;\"']+"), r"\1***"),
     (
-        re.compile(r"(?i)((?:password|passwd|secret|token|otp|code|totp)[\"']?\s*[=:]\s*[\"']?)[^\s&,;\"']+"),
+        re.compile(
+            r"(?i)((?:password|passwd|secret|token|otp|code|totp)[\"']?\s*[=:]\s*[\"']?)[^\s&,;\"']+"
+        ),
         r"\1***",
     ),
     (re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),

@@ -103,9 +103,7 @@ def _redact_url(url: str) -> str:
     return url
 
 
-def load(
-    config_file: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read defaults, the TOML file and the environment into a validated `Settings`."""
     env = os.environ if environ is None else environ
     raw: dict[str, object] = {}
@@ -155,5 +153,3 @@ def as_dict(settings: Settings) -> dict[str, object]:
     if out.get("database_url"):
         out["database_url"] = _redact_url(str(out["database_url"]))
     return dict(out)
-
-

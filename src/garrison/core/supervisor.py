@@ -87,17 +87,17 @@ class Supervisor:
             child.backoff = min(child.backoff * 2, BACKOFF_MAX)
 
     def _shutdown(self) -> None:
-        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
-        for child in running:
-            assert child.proc is not None  # noqa: S101  # filtered above
-            child.proc.terminate()
+        running = [
+            (c.role, c.proc) for c in self.children if c.proc is not None and c.proc.poll() is None
+        ]
+        for _, proc in running:
+            proc.terminate()
         deadline = time.monotonic() + STOP_GRACE
-        for child in running:
-            assert child.proc is not None  # noqa: S101  # filtered above
+        for role, proc in running:
             try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.on_event(f"{child.role.name} did not stop in {STOP_GRACE:.0f}s; killing it")
-                child.proc.kill()
-                child.proc.wait()
-            self.on_event(f"stopped {child.role.name}")
+                self.on_event(f"{role.name} did not stop in {STOP_GRACE:.0f}s; killing it")
+                proc.kill()
+                proc.wait()
+            self.on_event(f"stopped {role.name}")

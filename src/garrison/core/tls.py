@@ -1,4 +1,4 @@
-"""TLS settings for every Garrison listener: TLS 1.2 and 1.3 only, Mozilla's intermediate ciphers."""
+"""TLS for every Garrison listener: TLS 1.2 and 1.3 only, with Mozilla's intermediate ciphers."""
 
 from __future__ import annotations
 

@@ -78,8 +78,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = error_response(exc.status_code, code, _flatten(exc.detail))
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         response["WWW-Authenticate"] = 'Bearer realm="garrison"'
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response["Retry-After"] = str(int(exc.wait))
     return response
 
 

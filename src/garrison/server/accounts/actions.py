@@ -30,7 +30,7 @@ from garrison.server.accounts.models import (
 )
 from garrison.server.accounts.roles import MANAGE_ACCOUNTS, SELF_SERVICE, Role
 
-TOKEN_PREFIX = "grs"
+TOKEN_PREFIX = "grs"  # noqa: S105  # nosec B105  # public prefix: leaked tokens are greppable
 TOKEN_DEFAULT_DAYS = 90
 TOKEN_MAX_DAYS = 365
 
@@ -235,7 +235,8 @@ def do_complete_setup(
                 username=_check_username(username), role=Role.ADMIN, display_name=display_name
             )
         else:
-            assert link.user is not None  # noqa: S101  # invite and reset links name their user
+            if link.user is None:
+                raise ConflictError("this link names no account; ask an admin for a new one")
             user = link.user
             if display_name:
                 user.display_name = display_name
@@ -265,8 +266,7 @@ def do_complete_setup(
         if link.purpose == SetupLink.Purpose.RESET:
             do_end_all_sessions(user)
             throttle.clear_account(user.username)
-        codes = totp.new_recovery_codes(user)
-    return codes
+        return totp.new_recovery_codes(user)
 
 
 # --- credentials ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +20,8 @@ from garrison.server.api import Pagination, query_choice, query_text
 
 def _user(request: Request) -> User:
     user = request.user
-    assert isinstance(user, User)  # noqa: S101  # RolePermission admits only authenticated users
+    if not isinstance(user, User):  # RolePermission admits only signed-in users; belt and braces
+        raise exceptions.NotAuthenticated
     return user
 
 
@@ -34,6 +35,8 @@ class UserSerializer(serializers.ModelSerializer[User]):
     """A person or machine identity as the API shows it."""
 
     has_totp = serializers.BooleanField(read_only=True)
+    # Not `format: email` in the schema: the address is optional and then an empty string.
+    email = serializers.CharField(read_only=True, help_text="Email address, empty when unset.")
 
     class Meta:
         model = User
@@ -103,7 +106,7 @@ class TokenCreateSerializer(serializers.Serializer[Any]):
     """A new token for oneself, or (admins) for a machine identity."""
 
     name = serializers.CharField(max_length=100)
-    scopes = serializers.MultipleChoiceField(choices=["read", "write"], default=["read"])
+    scopes = serializers.MultipleChoiceField(choices=["read", "write"], default={"read"})
     days = serializers.IntegerField(
         min_value=1, max_value=actions.TOKEN_MAX_DAYS, default=actions.TOKEN_DEFAULT_DAYS
     )
@@ -118,8 +121,8 @@ class TokenCreatedSerializer(TokenSerializer):
     secret = serializers.CharField(read_only=True)
 
     class Meta(TokenSerializer.Meta):
-        fields = (*TokenSerializer.Meta.fields, "secret")
-        read_only_fields = fields
+        fields = (*TokenSerializer.Meta.fields, "secret")  # type: ignore[assignment]  # one more
+        read_only_fields = fields  # type: ignore[assignment]  # same as fields
 
 
 class SessionSerializer(serializers.ModelSerializer[UserSession]):
@@ -187,7 +190,10 @@ class UserListView(APIView):
         link: str | None = None
         if v["machine"]:
             user = actions.do_create_machine(
-                _user(request), username=v["username"], role=v["role"], display_name=v["display_name"]
+                _user(request),
+                username=v["username"],
+                role=v["role"],
+                display_name=v["display_name"],
             )
         else:
             user, token = actions.do_invite_person(

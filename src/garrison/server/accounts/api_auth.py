@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -36,4 +37,3 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         """Makes DRF answer 401 (not 403) to unauthenticated calls."""
         return 'Bearer realm="garrison"'
-

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from garrison.server.accounts.sessions import META_IP, META_UA
 
@@ -63,9 +63,9 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
         self,
         request: HttpRequest,
         view_func: Callable[..., Any],
-        view_args: list[Any],
+        view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
-    ) -> HttpResponse | None:
+    ) -> HttpResponseBase | None:
         """Skip API paths; apply Django's check everywhere else."""
         if request.path_info.startswith("/api/"):
             return None

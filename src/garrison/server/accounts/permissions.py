@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import permissions
 from rest_framework.request import Request
 
-from garrison.server.accounts.models import APIToken
+from garrison.server.accounts.models import APIToken, User
 from garrison.server.accounts.roles import MANAGE_ACCOUNTS, Role
 
 ALL_ROLES = frozenset(Role)
@@ -25,7 +25,7 @@ class RolePermission(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         """Check role and token scope for the request's method."""
         user = request.user
-        if user is None or not getattr(user, "is_authenticated", False):
+        if not isinstance(user, User) or not user.is_authenticated:
             return False
         if request.method in permissions.SAFE_METHODS:
             return user.role in getattr(view, "read_roles", ALL_ROLES)

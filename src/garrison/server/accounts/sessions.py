@@ -25,7 +25,9 @@ class SessionStore(DBStore):
 
     def create_model_instance(self, data: dict[str, Any]) -> UserSession:
         """Build the row with its user, source address and user agent."""
-        obj: UserSession = super().create_model_instance(data)
+        obj = super().create_model_instance(data)
+        if not isinstance(obj, UserSession):
+            raise TypeError("session model must be UserSession")
         user_id = data.get(META_USER)
         obj.user_id = int(user_id) if user_id is not None else None
         obj.ip = data.get(META_IP)

@@ -80,4 +80,3 @@ def begin(username: str, ip: str | None) -> Attempt:
 def clear_account(username: str) -> None:
     """Forget an account's failures (after an admin reset its access)."""
     AuthFailure.objects.filter(scope=AuthFailure.Scope.ACCOUNT, key=username.lower()).delete()
-

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -43,7 +44,8 @@ View = Callable[..., HttpResponse]
 
 def _actor(request: HttpRequest) -> User:
     user = request.user
-    assert isinstance(user, User)  # noqa: S101  # LoginRequiredMiddleware guarantees a user
+    if not isinstance(user, User):  # LoginRequiredMiddleware admits only signed-in users
+        raise PermissionDenied
     return user
 
 
@@ -348,7 +350,9 @@ def user_action(request: HttpRequest, username: str) -> HttpResponse:
                 role=user.role,
                 user=user,
             )
-            messages.success(request, f"Reset link for {user.username} (shown once): {setup_url(token)}")
+            messages.success(
+                request, f"Reset link for {user.username} (shown once): {setup_url(token)}"
+            )
         elif action in {"activate", "deactivate"}:
             actions.do_update_user(actor, user, is_active=action == "activate")
             messages.success(request, f"{user.username} {action}d.")

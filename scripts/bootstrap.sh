@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install what Garrison needs to run on a fresh Debian 12 machine, into ./.venv.
+#   scripts/bootstrap.sh          runtime only
+#   scripts/bootstrap.sh --dev    plus everything the tests and analysers need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
+if [ "$dev" = 1 ]; then
+  command -v pg_ctlcluster >/dev/null && [ -d /usr/lib/postgresql ] || apt_packages+=(postgresql)
+  command -v chromium >/dev/null || apt_packages+=(chromium)
+  command -v npm >/dev/null || apt_packages+=(npm)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  echo "== apt: ${apt_packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$dev" = 1 ]; then
+  .venv/bin/pip install -q -r requirements/dev.txt
+else
+  .venv/bin/pip install -q -r requirements/base.txt
+fi
+.venv/bin/pip install -q --no-deps -e .
+echo "== installed: $(.venv/bin/garrison --version)"
