@@ -92,3 +92,18 @@ class CryptoError(GarrisonError):
 
     exit_code = 8
     code = "crypto_error"
+
+
+class StoreError(GarrisonError):
+    """The log store cannot take or serve data right now (I/O failure, read-only)."""
+
+    exit_code = 9
+    http_status = 503
+    code = "store_unavailable"
+
+
+class StoreCorruptError(StoreError):
+    """Stored data is damaged somewhere other than an unfinished tail write."""
+
+    exit_code = 1
+    code = "store_corrupt"

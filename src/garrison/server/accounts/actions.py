@@ -123,7 +123,8 @@ def do_create_machine(actor: User, *, username: str, role: str, display_name: st
     )
     user.set_unusable_password()
     try:
-        user.save()
+        with transaction.atomic():  # a duplicate must not break the caller's transaction
+            user.save()
     except IntegrityError:
         raise ConflictError(f"a user named {user.username!r} already exists") from None
     return user

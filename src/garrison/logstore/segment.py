@@ -1,0 +1,202 @@
+"""Sealed segments: frames grouped in zstd blocks of `merkle.BLOCK` records, with a footer index.
+
+Layout: ``MAGIC | block... | footer (JSON) | footer length u32 | END``. The footer lists each
+block's file position, offsets, time range and Merkle root, and the segment's Merkle root, so a
+query reads only the blocks whose time range it needs and a proof reads one block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import zstandard
+
+from garrison.logstore import merkle
+from garrison.logstore.frames import Frame, scan
+
+MAGIC = b"GRSEG01\n"
+END = b"GRSEGEND"
+_TAIL = struct.Struct("<I")
+ZSTD_LEVEL = 3
+
+
+class BlockMeta(msgspec.Struct, frozen=True):
+    """Where one block lies in the file and what it holds."""
+
+    pos: int
+    length: int
+    first: int
+    count: int
+    min_time_ns: int
+    max_time_ns: int
+    root: str
+
+
+class Footer(msgspec.Struct, frozen=True):
+    """The index of a sealed segment."""
+
+    version: int
+    stream: str
+    first: int
+    count: int
+    min_time_ns: int
+    max_time_ns: int
+    merkle_root: str
+    blocks: list[BlockMeta]
+
+
+class SegmentError(Exception):
+    """A sealed segment cannot be read (damaged or not a segment)."""
+
+
+def name_for(first: int, suffix: str) -> str:
+    """File name of the segment that starts at offset `first`."""
+    return f"{first:020d}{suffix}"
+
+
+def first_of(path: Path) -> int:
+    """The first offset encoded in a segment file name."""
+    return int(path.name[:20])
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def block_root(frames: Sequence[Frame]) -> bytes:
+    """Merkle root of one block's records."""
+    return merkle.root([merkle.leaf_hash(f.body) for f in frames])
+
+
+def write(path: Path, stream: str, frames: Sequence[Frame], raw: bytes) -> tuple[Footer, str]:
+    """Write `frames` (encoded in `raw`) as a sealed segment; returns its footer and SHA-256."""
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    tmp = path.with_suffix(".tmp")
+    digest = hashlib.sha256()
+    blocks: list[BlockMeta] = []
+    roots: list[bytes] = []
+    with tmp.open("wb") as fh:
+        fh.write(MAGIC)
+        digest.update(MAGIC)
+        pos = len(MAGIC)
+        for i in range(0, len(frames), merkle.BLOCK):
+            chunk = frames[i : i + merkle.BLOCK]
+            data = compressor.compress(raw[chunk[0].start : chunk[-1].end])
+            fh.write(data)
+            digest.update(data)
+            root = block_root(chunk)
+            roots.append(root)
+            times = [f.time_ns for f in chunk]
+            blocks.append(
+                BlockMeta(
+                    pos, len(data), chunk[0].offset, len(chunk), min(times), max(times), root.hex()
+                )
+            )
+            pos += len(data)
+        footer = Footer(
+            version=1,
+            stream=stream,
+            first=frames[0].offset,
+            count=len(frames),
+            min_time_ns=min(b.min_time_ns for b in blocks),
+            max_time_ns=max(b.max_time_ns for b in blocks),
+            merkle_root=merkle.root(roots).hex(),
+            blocks=blocks,
+        )
+        tail = msgspec.json.encode(footer)
+        tail += _TAIL.pack(len(tail)) + END
+        fh.write(tail)
+        digest.update(tail)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return footer, digest.hexdigest()
+
+
+@dataclass
+class Sealed:
+    """A sealed segment opened for reading (footer loaded, blocks read on demand)."""
+
+    path: Path
+    footer: Footer
+
+    @classmethod
+    def open(cls, path: Path) -> Sealed:
+        """Read the footer; raises `SegmentError` if the file is not an intact segment."""
+        try:
+            with path.open("rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                if size < len(MAGIC) + _TAIL.size + len(END):
+                    raise SegmentError("file too short to be a segment")
+                fh.seek(size - _TAIL.size - len(END))
+                (length,) = _TAIL.unpack(fh.read(_TAIL.size))
+                if fh.read(len(END)) != END or length > size:
+                    raise SegmentError("segment end marker missing")
+                fh.seek(size - _TAIL.size - len(END) - length)
+                footer = msgspec.json.decode(fh.read(length), type=Footer)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise SegmentError(f"footer unreadable: {exc}") from None
+        return cls(path, footer)
+
+    @property
+    def last(self) -> int:
+        """The last offset in this segment."""
+        return self.footer.first + self.footer.count - 1
+
+    def read_block(self, index: int) -> bytes:
+        """The decompressed frames of block `index`."""
+        meta = self.footer.blocks[index]
+        with self.path.open("rb") as fh:
+            fh.seek(meta.pos)
+            data = fh.read(meta.length)
+        try:
+            return zstandard.ZstdDecompressor().decompress(data)
+        except zstandard.ZstdError as exc:
+            raise SegmentError(f"block {index} does not decompress: {exc}") from None
+
+    def block_frames(self, index: int) -> list[Frame]:
+        """Decoded frames of block `index` (stops at the first damaged frame)."""
+        frames, _ = scan(self.read_block(index))
+        return frames
+
+    def block_of(self, offset: int) -> int:
+        """Index of the block holding `offset`."""
+        return (offset - self.footer.first) // merkle.BLOCK
+
+    def audit_path(self, offset: int) -> list[bytes]:
+        """Inclusion proof of `offset` against the segment's Merkle root."""
+        index = offset - self.footer.first
+        bi = self.block_of(offset)
+        leaves = [merkle.leaf_hash(f.body) for f in self.block_frames(bi)]
+        roots = [bytes.fromhex(b.root) for b in self.footer.blocks]
+        base = bi * merkle.BLOCK
+
+        def subtree(lo: int, hi: int) -> bytes:
+            if lo >= base and hi <= base + merkle.BLOCK:
+                return merkle.root(leaves[lo - base : hi - base])
+            first_block, end_block = lo // merkle.BLOCK, -(-hi // merkle.BLOCK)
+            return merkle.root(roots[first_block:end_block])
+
+        return merkle.audit_path(index, self.footer.count, subtree)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a whole file, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
