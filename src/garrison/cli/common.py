@@ -12,8 +12,9 @@ from rich.console import Console
 from garrison.core import settings as garrison_settings
 from garrison.core.errors import ConfigError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: never fold a URL, secret or path when stdout is a pipe (journald, CI logs, scripts).
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DataDirOption = Annotated[
     Path | None,
@@ -70,3 +71,37 @@ def migrate(verbose: bool = False) -> None:
     from django.core.management import call_command  # noqa: PLC0415  # after setup_django
 
     call_command("migrate", interactive=False, verbosity=1 if verbose else 0)
+
+
+def audit_cli(
+    settings: garrison_settings.Settings,
+    action: str,
+    *,
+    resource: str = "",
+    parameters: dict[str, object] | None = None,
+    outcome: str = "success",
+    error_code: str = "",
+) -> None:
+    """Record a state-changing CLI command on the audit stream (actor: the local OS user)."""
+    import getpass  # noqa: PLC0415  # only state-changing commands pay for these imports
+
+    from garrison.events import audit  # noqa: PLC0415
+    from garrison.logstore.local import open_store  # noqa: PLC0415
+
+    event = audit.AuditEvent(
+        event_id=audit.new_id(),
+        time=audit.now_iso(),
+        actor=audit.Actor(type="cli", name=getpass.getuser()),
+        action=action,
+        outcome=outcome,  # type: ignore[arg-type]  # callers pass one of the Outcome literals
+        read_only=False,
+        resource=resource,
+        request_parameters=audit.redact_parameters(parameters or {}),
+        error_code=error_code,
+        category="cli",
+    )
+    store = open_store(settings)
+    try:
+        audit.AuditTrail(store).record(event)
+    finally:
+        store.close()

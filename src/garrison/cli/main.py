@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from garrison import __version__
-from garrison.cli import admin, config, pki, server, up
+from garrison.cli import admin, config, logs, pki, server, store, up
 from garrison.cli.common import err
 from garrison.core.errors import GarrisonError
 
@@ -25,6 +25,8 @@ app.command("up", help="Run every role on this machine, supervised (the embedded
 app.add_typer(admin.app, name="admin")
 app.add_typer(pki.app, name="pki")
 app.add_typer(config.app, name="config")
+app.add_typer(logs.app, name="logs")
+app.add_typer(store.app, name="store")
 
 
 def _version(value: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from garrison.cli.common import (
     ConfigOption,
     DataDirOption,
@@ -42,14 +44,12 @@ def up(
             )
             link = setup_url(token)
 
-    # soft_wrap: never fold a URL or path at 80 columns when stdout is a pipe (journald, Docker).
-    out.print(f"Garrison console: [bold]{settings.console_url}/[/]", soft_wrap=True)
-    out.print(f"Trust the internal CA to avoid browser warnings: {ca.cert_path}", soft_wrap=True)
+    out.print(f"Garrison console: [bold]{escape(settings.console_url)}/[/]")
+    out.print(f"Trust the internal CA to avoid browser warnings: {escape(str(ca.cert_path))}")
     if link:
         out.print(
             f"No account yet. Create the first admin within {settings.setup_link_minutes} "
-            f"minutes (one use): [bold]{link}[/]",
-            soft_wrap=True,
+            f"minutes (one use): [bold]{escape(link)}[/]"
         )
     out.print("Press Ctrl-C to stop.")
-    Supervisor(ROLES, on_event=lambda text: out.print(f"[dim]{text}[/]")).run()
+    Supervisor(ROLES, on_event=lambda text: out.print(f"[dim]{escape(text)}[/]")).run()

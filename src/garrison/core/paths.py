@@ -29,6 +29,16 @@ class DataDir:
         return self.root / "pki"
 
     @property
+    def logstore(self) -> Path:
+        """The dedicated log store (streams, segments, digests)."""
+        return self.root / "logstore"
+
+    @property
+    def digest_key(self) -> Path:
+        """The log store's Ed25519 signing key (PEM-encrypted); its public half sits beside it."""
+        return self.keys / "logstore-ed25519.pem"
+
+    @property
     def sqlite(self) -> Path:
         """The control-plane database on the embedded default."""
         return self.root / "garrison.sqlite3"

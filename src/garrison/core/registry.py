@@ -21,4 +21,5 @@ class Role:
 
 ROLES: tuple[Role, ...] = (
     Role("server", "control plane: console and API over HTTPS", ("server",)),
+    Role("store", "log store maintenance: seal, sign hourly, retention", ("store", "serve")),
 )

@@ -26,6 +26,7 @@ ENV_NOT_SETTINGS = frozenset({"GARRISON_CONFIG"})
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Minutes = Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 60)]
 Hours = Annotated[int, msgspec.Meta(ge=1, le=24 * 30)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -41,6 +42,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     session_idle_minutes: Minutes = 30
     session_absolute_hours: Hours = 12
     setup_link_minutes: Minutes = 60
+    retention_audit_days: Days = 400
+    retention_days: Days = 90
+    digest_export_dir: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -67,6 +71,10 @@ ALLOWED: dict[str, str] = {
     "session_idle_minutes": "an integer from 1 to 10080",
     "session_absolute_hours": "an integer from 1 to 720",
     "setup_link_minutes": "an integer from 1 to 10080",
+    "retention_audit_days": "days to keep the audit stream, 1 to 3650",
+    "retention_days": "days to keep every other log stream, 1 to 3650",
+    "digest_export_dir": "empty, or a directory outside the store host's disk (a mount) where "
+    "the digest public key and every new digest are copied",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -75,10 +75,17 @@ def scan(buf: bytes | memoryview, start: int = 0) -> tuple[list[Frame], Damage |
             return frames, Damage(pos, "frame cut short at the end", torn=True)
         body = bytes(buf[pos + 8 : end])
         if zlib.crc32(body) != crc:
+            if _zeros_to_end(buf, pos):
+                return frames, Damage(pos, "zero-filled tail", torn=True)
             return frames, Damage(pos, "checksum mismatch", torn=end == size)
         frames.append(Frame(offset, time_ns, body[16:], pos, end))
         pos = end
     return frames, None
+
+
+def _zeros_to_end(buf: bytes | memoryview, pos: int) -> bool:
+    """Whether only zero bytes follow `pos`: space a crash left allocated but never written."""
+    return not bytes(buf[pos:]).strip(b"\0")
 
 
 def iter_frames(buf: bytes | memoryview) -> Iterator[tuple[int, int, bytes]]:

@@ -71,7 +71,13 @@ def parse(text: str) -> list[Condition]:
             )
         value = match["value"]
         if value.startswith('"'):
-            value = msgspec.json.decode(value.encode(), type=str)
+            try:
+                value = msgspec.json.decode(value.encode(), type=str)
+            except msgspec.DecodeError:
+                raise UsageError(
+                    f"the quoted value at column {match.start('value') + 1} is not valid",
+                    hint='quote like JSON: path~"/admin \\"x\\""',
+                ) from None
         conditions.append(Condition(match["field"], match["op"], value))
         pos = match.end()
         if pos < len(text):

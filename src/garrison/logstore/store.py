@@ -15,7 +15,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,8 +100,16 @@ def _write_all(fd: int, data: bytes) -> None:
 class Stream:
     """One stream's directory: sealed segments, the active log, digests."""
 
-    def __init__(self, root: Path, name: str, config: StoreConfig, signer: Signer | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        config: StoreConfig,
+        signer: Signer | None,
+        on_digest: Callable[[SignedDigest], None] | None = None,
+    ) -> None:
         self.name = name
+        self.on_digest = on_digest
         self.dir = root / name
         self.digest_dir = self.dir / "digests"
         self.config = config
@@ -159,6 +167,11 @@ class Stream:
                 hint="run `garrison store verify` and keep a copy before repairing by hand",
             )
         next_offset = Sealed.open(self._sealed[-1]).last + 1 if self._sealed else 0
+        # Retention may have deleted the newest sealed segments (or all of them): the digests
+        # still say how far sealing went, so offsets continue instead of restarting.
+        latest = self.latest_digest()
+        if latest is not None:
+            next_offset = max(next_offset, latest.digest.sealed_through + 1)
         if logs:
             self._open_active(logs[0], expected_first=next_offset)
         else:
@@ -367,6 +380,8 @@ class Stream:
         )
         signed = signer.sign(digest)
         digests.write(self.digest_dir, signed)
+        if self.on_digest is not None:
+            self.on_digest(signed)
         return signed
 
     def checkpoint(self) -> SignedDigest | None:
@@ -398,18 +413,22 @@ class Stream:
             self._catch_up()
             self._seal()
 
-    def maintain(self, now_ns: int | None = None) -> None:
-        """Seal when due, checkpoint when the last digest is older than the interval, expire."""
+    def maintain(self, now_ns: int | None = None) -> list[str]:
+        """Seal when due, checkpoint when the last digest is older than the interval, expire.
+
+        Returns the names of segments deleted by retention.
+        """
         now_ns = now_ns or time.time_ns()
         with self._locked():
             self._catch_up()
             if self._due_for_seal(now_ns):
                 self._seal()
-            self.expire(now_ns)
+            expired = self.expire(now_ns)
         latest = self.latest_digest()
         age = (now_ns - _digest_time_ns(latest)) / 1e9 if latest else float("inf")
         if age >= self.config.checkpoint_seconds:
             self.checkpoint()
+        return expired
 
     def expire(self, now_ns: int | None = None) -> list[str]:
         """Delete sealed segments past retention, recording them in a signed digest first."""
@@ -417,6 +436,9 @@ class Stream:
         cutoff = now_ns - self.config.retention_for(self.name) * 86400 * 10**9
         with self._locked():
             self._catch_up()
+            # Another process may have expired segments since we listed them: list afresh.
+            self._sealed = self.sealed_segments()
+            self._firsts = [segment.first_of(p) for p in self._sealed]
             due = [p for p in self._sealed if Sealed.open(p).footer.max_time_ns < cutoff]
             if not due:
                 return []
@@ -462,8 +484,12 @@ class Stream:
         return out
 
     def active_records(self) -> list[Frame]:
-        """Intact records of the active log as on disk now (a concurrent torn tail is ignored)."""
-        for path in sorted(self.dir.glob("*.log")):
+        """Intact records of the active log as on disk now (a concurrent torn tail is ignored).
+
+        While a seal is in progress (or after a crash during one) the old, already sealed log
+        may still lie next to the new one: the newest log is the active one.
+        """
+        for path in sorted(self.dir.glob("*.log"), reverse=True):
             try:
                 raw = path.read_bytes()
             except FileNotFoundError:
@@ -494,10 +520,16 @@ class Store:
     """All streams under one directory."""
 
     def __init__(
-        self, root: Path, *, signer: Signer | None = None, config: StoreConfig | None = None
+        self,
+        root: Path,
+        *,
+        signer: Signer | None = None,
+        config: StoreConfig | None = None,
+        on_digest: Callable[[SignedDigest], None] | None = None,
     ) -> None:
         self.root = root
         self.signer = signer
+        self.on_digest = on_digest
         self.config = config or StoreConfig()
         self.root.mkdir(parents=True, exist_ok=True)
         self._streams: dict[str, Stream] = {}
@@ -511,7 +543,9 @@ class Store:
             )
         with self._lock:
             if name not in self._streams:
-                self._streams[name] = Stream(self.root, name, self.config, self.signer)
+                self._streams[name] = Stream(
+                    self.root, name, self.config, self.signer, self.on_digest
+                )
             return self._streams[name]
 
     def stream_names(self) -> list[str]:
@@ -525,10 +559,10 @@ class Store:
         first = self.stream(stream).append(items)
         return list(range(first, first + len(items)))
 
-    def maintain(self, now_ns: int | None = None) -> None:
-        """Seal, checkpoint and expire every stream."""
-        for name in self.stream_names():
-            self.stream(name).maintain(now_ns)
+    def maintain(self, now_ns: int | None = None) -> dict[str, list[str]]:
+        """Seal, checkpoint and expire every stream; returns segments expired per stream."""
+        expired = {name: self.stream(name).maintain(now_ns) for name in self.stream_names()}
+        return {name: files for name, files in expired.items() if files}
 
     def close(self) -> None:
         """Close every open stream."""

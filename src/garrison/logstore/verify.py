@@ -333,7 +333,10 @@ def _check_sealed(
                     stream, ref.file, "deleted", f"segment with records {span} is gone", ref.first
                 )
             )
-    for a, b in itertools.pairwise(live):
+    # Gaps are looked for among every segment ever signed: one expired by retention (possibly
+    # between newer ones, for back-dated events) leaves no unsigned hole.
+    signed = sorted(named.values(), key=lambda r: r.first)
+    for a, b in itertools.pairwise(signed):
         if b.first > a.first + a.count:
             gap = f"{a.first + a.count}-{b.first - 1}"
             report.problems.append(

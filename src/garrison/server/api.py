@@ -112,3 +112,17 @@ def query_choice(request: Request, name: str, choices: list[str]) -> str:
     if value and value not in choices:
         raise exceptions.ValidationError({name: [f"must be one of {', '.join(choices)}"]})
     return value
+
+
+def query_int(request: Request, name: str, default: int | None, lowest: int, highest: int) -> Any:
+    """An integer query parameter within ``[lowest, highest]`` (400 otherwise)."""
+    raw = request.query_params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lowest - 1
+    if not lowest <= value <= highest:
+        raise exceptions.ValidationError({name: [f"must be an integer from {lowest} to {highest}"]})
+    return value

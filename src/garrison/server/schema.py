@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 
 from garrison.server.api import ErrorSerializer
@@ -23,6 +23,7 @@ _ERRORS = {
     409: "The request clashes with the current state.",
     415: "The request body must be JSON.",
     429: "Too many requests; see Retry-After.",
+    503: "The audit trail or log store cannot record or serve this now; nothing was changed.",
 }
 
 

@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "garrison.server.accounts",
+    "garrison.server.audit",
+    "garrison.server.logs",
     "garrison.server.console",
 ]
 
@@ -42,6 +44,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "garrison.server.accounts.middleware.SessionPolicyMiddleware",
+    "garrison.server.audit.middleware.AuditMiddleware",
     "garrison.server.accounts.middleware.LoginRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

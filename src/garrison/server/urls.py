@@ -27,8 +27,10 @@ class SchemaView(SpectacularAPIView):
 urlpatterns = [
     path("", include("garrison.server.console.urls")),
     path("", include("garrison.server.accounts.urls")),
-    path("api/v1/", include("garrison.server.accounts.api_urls")),
     path("api/v1/schema/", SchemaView.as_view(), name="api-schema"),
+    path("api/v1/", include("garrison.server.api_urls")),
+    path("", include("garrison.server.audit.urls")),
+    path("", include("garrison.server.logs.urls")),
     path("static/<path:name>", console_views.static, name="static"),
     path("healthz", console_views.healthz, name="healthz"),
 ]

@@ -19,9 +19,15 @@ def users_visible_to(actor: User, *, search: str = "", role: str = "") -> QueryS
     return rows
 
 
+def _storable(key: str) -> bool:
+    """Whether `key` could name a stored object; PostgreSQL refuses NUL bytes in a query."""
+    return "\x00" not in key
+
+
 def access_user(actor: User, username: str) -> User:
     """One user by name, if the actor may see them."""
-    user = users_visible_to(actor).filter(username=username.lower()).first()
+    rows = users_visible_to(actor).filter(username=username.lower())
+    user = rows.first() if _storable(username) else None
     if user is None:
         raise NotFoundError(f"no user named {username!r}")
     return user
@@ -38,7 +44,7 @@ def tokens_visible_to(actor: User, *, everyone: bool = False) -> QuerySet[APITok
 def access_token(actor: User, public_id: str) -> APIToken:
     """One token by public id, if it is the actor's or the actor manages accounts."""
     rows = tokens_visible_to(actor, everyone=actor.role in MANAGE_ACCOUNTS)
-    token = rows.filter(public_id=public_id).first()
+    token = rows.filter(public_id=public_id).first() if _storable(public_id) else None
     if token is None:
         raise NotFoundError(f"no token {public_id!r}")
     return token
@@ -52,7 +58,7 @@ def sessions_of(user: User) -> QuerySet[UserSession]:
 def access_session(actor: User, public_id: str) -> UserSession:
     """One of the actor's sessions by public id (admins: anyone's)."""
     rows = UserSession.objects.all() if actor.role in MANAGE_ACCOUNTS else sessions_of(actor)
-    session = rows.filter(public_id=public_id).first()
+    session = rows.filter(public_id=public_id).first() if _storable(public_id) else None
     if session is None:
         raise NotFoundError(f"no session {public_id!r}")
     return session

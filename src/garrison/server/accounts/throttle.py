@@ -8,10 +8,13 @@ checked, and a success removes its own rows. Parallel guesses therefore cannot e
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Min
 from django.utils import timezone
 
@@ -32,6 +35,19 @@ def source_key(ip: str | None) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is None:
         return str(ipaddress.IPv6Network((addr, 64), strict=False))
     return str(addr.ipv4_mapped or addr) if isinstance(addr, ipaddress.IPv6Address) else str(addr)
+
+
+def _serialize(checks: Sequence[tuple[str, str, int, str]]) -> None:
+    """On PostgreSQL, hold a transaction lock per throttling key so that concurrent attempts
+    (each in its own request transaction) are counted one after the other."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        return  # SQLite: the request transaction is BEGIN IMMEDIATE, already serialized
+    with connection.cursor() as cursor:
+        for scope, key, _, _ in sorted(checks):
+            lock = int.from_bytes(
+                hashlib.sha256(f"{scope}:{key}".encode()).digest()[:8], "big", signed=True
+            )
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
 
 
 @dataclass
@@ -59,6 +75,7 @@ def begin(username: str, ip: str | None) -> Attempt:
         (AuthFailure.Scope.ACCOUNT, username.lower()[:64], ACCOUNT_LIMIT, "this account"),
         (AuthFailure.Scope.SOURCE, source_key(ip), SOURCE_LIMIT, "your network address"),
     ]
+    _serialize(checks)
     AuthFailure.objects.filter(created_at__lt=since).delete()
     created = [AuthFailure.objects.create(scope=s, key=k, created_at=now) for s, k, _, _ in checks]
     attempt = Attempt([row.pk for row in created])

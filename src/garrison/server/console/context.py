@@ -9,12 +9,12 @@ from garrison import __version__
 #: The console's sections, in navigation order: (url name, label).
 SECTIONS = [
     ("console:findings", "Findings"),
-    ("console:logs", "Logs"),
+    ("logs:search", "Logs"),
     ("console:hosts", "Hosts"),
     ("console:access", "Access"),
     ("console:backups", "Backups"),
     ("console:trust", "Trust"),
-    ("console:audit", "Audit"),
+    ("audit:events", "Audit"),
 ]
 
 

@@ -1,0 +1,141 @@
+"""`garrison logs`: import files into the store and search it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from garrison.cli.common import DataDirOption, audit_cli, load_settings, out
+from garrison.core.errors import UsageError
+from garrison.core.paths import DataDir
+from garrison.logstore import query
+from garrison.logstore.local import open_store
+from garrison.logstore.store import Store
+from garrison.logstore.timeparse import iso, parse_time_ns
+
+app = typer.Typer(help="Import logs into the store and search them.", no_args_is_help=True)
+
+QUARANTINE = "quarantine"
+BATCH = 5000
+FORMATS = ("jsonl",)
+
+
+def _quarantine_event(path: Path, number: int, line: bytes, reason: str) -> dict[str, Any]:
+    return {
+        "source": str(path),
+        "line_number": number,
+        "reason": reason,
+        "line": line.decode("utf-8", "replace")[:10_000],
+    }
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="File to import.", exists=True, dir_okay=False)],
+    stream: Annotated[str, typer.Option(help="Target stream, e.g. web, ssh, app.")],
+    format_: Annotated[str, typer.Option("--format", help="Input format: jsonl.")] = "jsonl",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Load a file into a stream; malformed lines go to the `quarantine` stream with a reason."""
+    if format_ not in FORMATS:
+        raise UsageError(f"unknown format {format_!r}", hint=f"use one of {', '.join(FORMATS)}")
+    settings = load_settings(data_dir)
+    store = open_store(settings)
+    decode = msgspec.json.Decoder().decode
+    imported = quarantined = 0
+    batch: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, console=out, transient=True) as progress, file.open("rb") as fh:
+            task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+            for number, line in enumerate(fh, start=1):
+                progress.advance(task, len(line))
+                if not line.strip():
+                    continue
+                try:
+                    event = decode(line)
+                except msgspec.DecodeError as exc:
+                    bad.append(_quarantine_event(file, number, line, f"not JSON: {exc}"))
+                    continue
+                if not isinstance(event, dict):
+                    bad.append(_quarantine_event(file, number, line, "not a JSON object"))
+                    continue
+                batch.append(event)
+                if len(batch) >= BATCH:
+                    imported += len(store.append(stream, batch))
+                    batch = []
+            if batch:
+                imported += len(store.append(stream, batch))
+            if bad:
+                quarantined = len(store.append(QUARANTINE, bad))
+    finally:
+        store.close()
+    audit_cli(
+        settings,
+        "logs.Import",
+        resource=stream,
+        parameters={"file": str(file), "imported": imported, "quarantined": quarantined},
+    )
+    out.print(f"imported {imported} events into {escape(stream)}")
+    if quarantined:
+        out.print(
+            f"{quarantined} malformed lines kept in stream {QUARANTINE!r} with their reason "
+            f"(garrison logs search --stream {QUARANTINE} 'source={escape(str(file))}')"
+        )
+
+
+@app.command("search")
+def search_cmd(
+    query_text: Annotated[
+        str, typer.Argument(metavar="QUERY", help="e.g. 'src_ip=1.2.3.4 AND outcome=failure'")
+    ] = "",
+    stream: Annotated[str, typer.Option(help="Stream to search.")] = "audit",
+    since: Annotated[str | None, typer.Option(help="ISO time or 15m / 2h / 7d ago.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time or 15m / 2h / 7d ago.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many results.")] = 100,
+    oldest_first: Annotated[bool, typer.Option(help="Oldest first (default newest).")] = False,
+    format_: Annotated[str, typer.Option("--format", help="jsonl or table.")] = "table",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Search a stream; results stream out as they are found."""
+    if format_ not in {"jsonl", "table"}:
+        raise UsageError(f"unknown format {format_!r}", hint="use jsonl or table")
+    conditions = query.parse(query_text)
+    settings = load_settings(data_dir)
+    store = Store(DataDir(settings.data_path).logstore)
+    if stream not in store.stream_names():
+        raise UsageError(
+            f"no stream {stream!r}",
+            hint=f"streams: {', '.join(store.stream_names()) or 'none yet'}",
+        )
+    results = query.search(
+        store.stream(stream),
+        conditions,
+        since_ns=parse_time_ns(since) if since else None,
+        until_ns=parse_time_ns(until) if until else None,
+        limit=limit,
+        newest_first=not oldest_first,
+    )
+    if format_ == "jsonl":
+        for record in results:
+            sys.stdout.write(record.payload.decode() + "\n")
+        return
+    table = Table("offset", "time", "event")
+    for record in results:
+        table.add_row(
+            str(record.offset), iso(record.time_ns), escape(record.payload.decode()[:200])
+        )
+    out.print(table)

@@ -1,0 +1,1 @@
+"""The normalized event schemas Garrison stores (field names after OCSF classes)."""

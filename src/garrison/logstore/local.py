@@ -1,0 +1,39 @@
+"""The store of a data directory, with its signing key (the embedded default and the collector)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from garrison.core.paths import DataDir
+from garrison.core.secrets import KeyRing
+from garrison.core.settings import Settings
+from garrison.logstore.digests import Signer
+from garrison.logstore.export import DirectoryExport
+from garrison.logstore.store import Store, StoreConfig
+
+
+def signer_for(data: DataDir, keyring: KeyRing) -> Signer:
+    """The data dir's digest signing key (created on first use, encrypted under the KEK)."""
+    return Signer.load_or_create(data.digest_key, keyring.passphrase("logstore-digest"))
+
+
+def config_for(settings: Settings) -> StoreConfig:
+    """Retention and rolling policy from the settings."""
+    return StoreConfig(
+        retention_days={"audit": settings.retention_audit_days},
+        default_retention_days=settings.retention_days,
+    )
+
+
+def open_store(settings: Settings, *, writable: bool = True) -> Store:
+    """The data dir's store; writable stores can seal, sign and export digests."""
+    data = DataDir(settings.data_path).ensure()
+    if not writable:
+        return Store(data.logstore, config=config_for(settings))
+    signer = signer_for(data, KeyRing.load_or_create(data.kek))
+    export = (
+        DirectoryExport(Path(settings.digest_export_dir), signer)
+        if settings.digest_export_dir
+        else None
+    )
+    return Store(data.logstore, signer=signer, config=config_for(settings), on_digest=export)

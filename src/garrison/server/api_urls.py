@@ -1,0 +1,27 @@
+"""Every API v1 route, in one namespace: the audit trail names calls `api.<route>.<method>`."""
+
+from django.urls import path
+
+from garrison.server.accounts import api as accounts
+from garrison.server.audit import api as audit
+from garrison.server.logs import api as logs
+
+app_name = "api"
+urlpatterns = [
+    path("me", accounts.MeView.as_view(), name="me"),
+    path("users", accounts.UserListView.as_view(), name="users"),
+    path("users/<str:username>", accounts.UserDetailView.as_view(), name="user"),
+    path(
+        "users/<str:username>/reset-access",
+        accounts.UserResetAccessView.as_view(),
+        name="user-reset-access",
+    ),
+    path("tokens", accounts.TokenListView.as_view(), name="tokens"),
+    path("tokens/<str:token_id>", accounts.TokenDetailView.as_view(), name="token"),
+    path("sessions", accounts.SessionListView.as_view(), name="sessions"),
+    path("sessions/<str:session_id>", accounts.SessionDetailView.as_view(), name="session"),
+    path("audit/events", audit.AuditEventListView.as_view(), name="audit-events"),
+    path("audit/events/<str:event_id>", audit.AuditEventDetailView.as_view(), name="audit-event"),
+    path("logs/streams", logs.StreamListView.as_view(), name="log-streams"),
+    path("logs/search", logs.LogSearchView.as_view(), name="log-search"),
+]

@@ -1,0 +1,1 @@
+"""Audit trail: one event per API call and console request, written before anything commits."""
