@@ -7,8 +7,15 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import DataDirOption, load_settings, migrate, out, setup_django
-from garrison.core.errors import UsageError
+from garrison.cli.common import (
+    DataDirOption,
+    audit_cli,
+    load_settings,
+    migrate,
+    out,
+    setup_django,
+)
+from garrison.core.errors import GarrisonError, UsageError
 
 app = typer.Typer(
     help="Create admins and one-time links from the server's shell.", no_args_is_help=True
@@ -38,15 +45,30 @@ def create(
     data_dir: DataDirOption = None,
 ) -> None:
     """Create an account with a password and TOTP; prints the TOTP secret and recovery codes."""
-    load_settings(data_dir)
     password = _read_password(password_file)
+    settings = load_settings(data_dir)
     setup_django()
     migrate()
-    from garrison.server.accounts import actions, totp  # noqa: PLC0415  # after setup
+    from django.db import transaction  # noqa: PLC0415  # after setup
 
-    enrolment = actions.do_create_person(
-        None, username=username, role=role, password=password, display_name=display_name
-    )
+    from garrison.server.accounts import actions, totp  # noqa: PLC0415
+
+    try:
+        with transaction.atomic():  # the account exists only if its audit event does
+            enrolment = actions.do_create_person(
+                None, username=username, role=role, password=password, display_name=display_name
+            )
+            audit_cli(settings, "cli.admin.create", resource=username, parameters={"role": role})
+    except GarrisonError as exc:
+        audit_cli(
+            settings,
+            "cli.admin.create",
+            resource=username,
+            parameters={"role": role},
+            outcome="error",
+            error_code=exc.code,
+        )
+        raise
     out.print(f"created {enrolment.user.username} ({enrolment.user.role})")
     out.print(f"totp_secret: {enrolment.totp_secret}")
     out.print(f"totp_uri: {totp.provisioning_uri(enrolment.totp_secret, enrolment.user.username)}")
@@ -66,4 +88,5 @@ def setup_link(data_dir: DataDirOption = None) -> None:
     token = actions.do_create_setup_link(
         None, purpose=SetupLink.Purpose.FIRST_ADMIN, minutes=settings.setup_link_minutes
     )
+    audit_cli(settings, "cli.admin.setup-link")
     out.print(setup_url(token))
