@@ -6,6 +6,7 @@ after length and CRC (offset, time, payload) are what the Merkle leaf of a recor
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from collections.abc import Iterator
@@ -59,33 +60,81 @@ class Damage:
     torn: bool
 
 
-def scan(buf: bytes | memoryview, start: int = 0) -> tuple[list[Frame], Damage | None]:
-    """Decode frames from `start`; stop at the first bad frame and describe it."""
-    frames: list[Frame] = []
-    pos, size = start, len(buf)
-    unpack = HEADER.unpack_from
+@dataclass(frozen=True)
+class Index:
+    """Where the intact frames of a buffer are, without copying them."""
+
+    bounds: list[int]  # frame i spans bounds[i]:bounds[i + 1]
+    offsets: list[int]
+    times: list[int]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def head(self, n: int) -> Index:
+        """The first `n` frames only."""
+        return Index(self.bounds[: n + 1], self.offsets[:n], self.times[:n])
+
+
+def index(buf: bytes | memoryview, start: int = 0) -> tuple[Index, Damage | None]:
+    """Check frames from `start` (length, CRC) and locate them; stop at the first bad one."""
+    view = memoryview(buf)
+    bounds: list[int] = [start]
+    offsets: list[int] = []
+    times: list[int] = []
+    pos, size = start, len(view)
+    unpack, crc32 = HEADER.unpack_from, zlib.crc32
+    damage = None
     while pos < size:
         if size - pos < HEADER_SIZE:
-            return frames, Damage(pos, "incomplete frame header at the end", torn=True)
-        length, crc, offset, time_ns = unpack(buf, pos)
+            damage = Damage(pos, "incomplete frame header at the end", torn=True)
+            break
+        length, crc, offset, time_ns = unpack(view, pos)
         end = pos + HEADER_SIZE + length
         if length > MAX_PAYLOAD:
-            return frames, Damage(pos, f"frame length {length} is impossible", torn=False)
+            damage = Damage(pos, f"frame length {length} is impossible", torn=False)
+            break
         if end > size:
-            return frames, Damage(pos, "frame cut short at the end", torn=True)
-        body = bytes(buf[pos + 8 : end])
-        if zlib.crc32(body) != crc:
-            if _zeros_to_end(buf, pos):
-                return frames, Damage(pos, "zero-filled tail", torn=True)
-            return frames, Damage(pos, "checksum mismatch", torn=end == size)
-        frames.append(Frame(offset, time_ns, body[16:], pos, end))
+            damage = Damage(pos, "frame cut short at the end", torn=True)
+            break
+        if crc32(view[pos + 8 : end]) != crc:
+            damage = Damage(pos, "checksum mismatch", torn=end == size)
+            break
+        bounds.append(end)
+        offsets.append(offset)
+        times.append(time_ns)
         pos = end
-    return frames, None
+    return Index(bounds, offsets, times), damage
 
 
-def _zeros_to_end(buf: bytes | memoryview, pos: int) -> bool:
-    """Whether only zero bytes follow `pos`: space a crash left allocated but never written."""
-    return not bytes(buf[pos:]).strip(b"\0")
+def leaf_hashes(
+    buf: bytes | memoryview, idx: Index, lo: int = 0, hi: int | None = None
+) -> list[bytes]:
+    """RFC 6962 leaf hashes of frames ``lo..hi`` of an index (their offset, time and payload)."""
+    view = memoryview(buf)
+    bounds = idx.bounds
+    hi = len(idx) if hi is None else hi
+    out = []
+    sha = hashlib.sha256
+    for i in range(lo, hi):
+        h = sha(b"\x00")
+        h.update(view[bounds[i] + 8 : bounds[i + 1]])
+        out.append(h.digest())
+    return out
+
+
+def scan(buf: bytes | memoryview, start: int = 0) -> tuple[list[Frame], Damage | None]:
+    """Decode frames from `start`; stop at the first bad frame and describe it."""
+    idx, damage = index(buf, start)
+    bounds = idx.bounds
+    view = memoryview(buf)
+    found = [
+        Frame(
+            off, t, bytes(view[bounds[i] + HEADER_SIZE : bounds[i + 1]]), bounds[i], bounds[i + 1]
+        )
+        for i, (off, t) in enumerate(zip(idx.offsets, idx.times, strict=True))
+    ]
+    return found, damage
 
 
 def iter_frames(buf: bytes | memoryview) -> Iterator[tuple[int, int, bytes]]:

@@ -18,7 +18,7 @@ import msgspec
 import zstandard
 
 from garrison.logstore import merkle
-from garrison.logstore.frames import Frame, scan
+from garrison.logstore.frames import Frame, Index, leaf_hashes, scan
 
 MAGIC = b"GRSEG01\n"
 END = b"GRSEGEND"
@@ -79,9 +79,11 @@ def block_root(frames: Sequence[Frame]) -> bytes:
     return merkle.root([merkle.leaf_hash(f.body) for f in frames])
 
 
-def write(path: Path, stream: str, frames: Sequence[Frame], raw: bytes) -> tuple[Footer, str]:
-    """Write `frames` (encoded in `raw`) as a sealed segment; returns its footer and SHA-256."""
+def write(path: Path, stream: str, raw: bytes, idx: Index) -> tuple[Footer, str]:
+    """Write the frames `idx` locates in `raw` as a sealed segment; returns footer and SHA-256."""
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    view = memoryview(raw)
+    bounds = idx.bounds
     tmp = path.with_suffix(".tmp")
     digest = hashlib.sha256()
     blocks: list[BlockMeta] = []
@@ -90,25 +92,25 @@ def write(path: Path, stream: str, frames: Sequence[Frame], raw: bytes) -> tuple
         fh.write(MAGIC)
         digest.update(MAGIC)
         pos = len(MAGIC)
-        for i in range(0, len(frames), merkle.BLOCK):
-            chunk = frames[i : i + merkle.BLOCK]
-            data = compressor.compress(raw[chunk[0].start : chunk[-1].end])
+        for lo in range(0, len(idx), merkle.BLOCK):
+            hi = min(lo + merkle.BLOCK, len(idx))
+            data = compressor.compress(view[bounds[lo] : bounds[hi]])
             fh.write(data)
             digest.update(data)
-            root = block_root(chunk)
+            root = merkle.root(leaf_hashes(view, idx, lo, hi))
             roots.append(root)
-            times = [f.time_ns for f in chunk]
+            times = idx.times[lo:hi]
             blocks.append(
                 BlockMeta(
-                    pos, len(data), chunk[0].offset, len(chunk), min(times), max(times), root.hex()
+                    pos, len(data), idx.offsets[lo], hi - lo, min(times), max(times), root.hex()
                 )
             )
             pos += len(data)
         footer = Footer(
             version=1,
             stream=stream,
-            first=frames[0].offset,
-            count=len(frames),
+            first=idx.offsets[0],
+            count=len(idx),
             min_time_ns=min(b.min_time_ns for b in blocks),
             max_time_ns=max(b.max_time_ns for b in blocks),
             merkle_root=merkle.root(roots).hex(),
@@ -159,13 +161,15 @@ class Sealed:
     def read_block(self, index: int) -> bytes:
         """The decompressed frames of block `index`."""
         meta = self.footer.blocks[index]
-        with self.path.open("rb") as fh:
-            fh.seek(meta.pos)
-            data = fh.read(meta.length)
+        if meta.pos < 0 or meta.length < 0:
+            raise SegmentError(f"block {index} has an impossible position in the footer")
         try:
-            return zstandard.ZstdDecompressor().decompress(data)
-        except zstandard.ZstdError as exc:
-            raise SegmentError(f"block {index} does not decompress: {exc}") from None
+            with self.path.open("rb") as fh:
+                fh.seek(meta.pos)
+                data = fh.read(meta.length)
+        except (OSError, OverflowError) as exc:
+            raise SegmentError(f"block {index} is unreadable: {exc}") from None
+        return _decompress(data, index)
 
     def block_frames(self, index: int) -> list[Frame]:
         """Decoded frames of block `index` (stops at the first damaged frame)."""
@@ -191,6 +195,29 @@ class Sealed:
             return merkle.root(roots[first_block:end_block])
 
         return merkle.audit_path(index, self.footer.count, subtree)
+
+
+_ONE_SHOT_LIMIT = 64 * 1024 * 1024
+
+
+def _decompress(data: bytes, index: int) -> bytes:
+    """Decompress one block; damage is a `SegmentError`, never a crash.
+
+    The one-shot API allocates the content size the frame header claims, so it is used only
+    when that claim is modest; otherwise (a large block, or a damaged header claiming
+    exabytes) the frame is streamed, which allocates only what really comes out.
+    """
+    try:
+        declared = zstandard.frame_content_size(data)
+        if 0 < declared <= _ONE_SHOT_LIMIT:
+            return zstandard.ZstdDecompressor().decompress(data)
+        decompressor = zstandard.ZstdDecompressor().decompressobj()
+        out = decompressor.decompress(data)
+    except zstandard.ZstdError as exc:
+        raise SegmentError(f"block {index} does not decompress: {exc}") from None
+    if not decompressor.eof or decompressor.unused_data:
+        raise SegmentError(f"block {index} does not decompress: not one whole zstd frame")
+    return out
 
 
 def file_sha256(path: Path) -> str:

@@ -310,17 +310,17 @@ class Stream:
             raise StoreError(f"stream {self.name} is open read-only (no signing key)")
         return self.signer
 
-    def _active_frames(self) -> tuple[list[Frame], bytes]:
+    def _active_index(self) -> tuple[frames.Index, bytes]:
         raw = self.active_path.read_bytes()[: self._active_size]
-        found, _ = frames.scan(raw, LOG_HEADER.size)
-        return found[: self.active_count], raw
+        idx, _ = frames.index(raw, LOG_HEADER.size)
+        return idx.head(self.active_count), raw
 
     def _seal(self) -> None:
-        found, raw = self._active_frames()
-        if not found:
+        idx, raw = self._active_index()
+        if not idx:
             return
         path = self.dir / segment.name_for(self.active_first, ".seg")
-        footer, sha = segment.write(path, self.name, found, raw)
+        footer, sha = segment.write(path, self.name, raw, idx)
         ref = SegmentRef(
             path.name,
             footer.first,
@@ -398,12 +398,12 @@ class Stream:
             )
             if not uncovered and unchanged:
                 return None
-            found, _ = self._active_frames()
+            idx, raw = self._active_index()
             cp = Checkpoint(
                 self.active_path.name,
                 self.active_first,
-                len(found),
-                merkle.root([merkle.leaf_hash(f.body) for f in found]).hex(),
+                len(idx),
+                merkle.root(frames.leaf_hashes(raw, idx)).hex(),
             )
             return self._write_digest(uncovered, checkpoint=cp)
 

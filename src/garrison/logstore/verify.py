@@ -348,7 +348,11 @@ def _check_sealed(
 
 def _deep_root(path: Path) -> str:
     sealed = Sealed.open(path)
-    roots = [segment.block_root(sealed.block_frames(i)) for i in range(len(sealed.footer.blocks))]
+    roots = []
+    for i in range(len(sealed.footer.blocks)):
+        raw = sealed.read_block(i)
+        idx, _ = frames.index(raw)
+        roots.append(merkle.root(frames.leaf_hashes(raw, idx)))
     return merkle.root(roots).hex()
 
 
