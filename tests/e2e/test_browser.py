@@ -404,7 +404,13 @@ def test_console_pages_have_no_serious_accessibility_violations(
         submit_code(page, account.recovery_code())
         expect_signed_in(page, garrison_up, account)
         found["overview"] = _axe_violations(page)
-        for name, path in [("account", "/account/"), ("tokens", "/tokens/"), ("users", "/users/")]:
+        for name, path in [
+            ("account", "/account/"),
+            ("tokens", "/tokens/"),
+            ("audit", "/audit/"),
+            ("logs", "/logs/"),
+            ("users", "/users/"),  # last: the invitation below is made on this page
+        ]:
             page.goto(path)
             found[name] = _axe_violations(page)
 

@@ -98,13 +98,21 @@ def index(buf: bytes | memoryview, start: int = 0) -> tuple[Index, Damage | None
             damage = Damage(pos, "frame cut short at the end", torn=True)
             break
         if crc32(view[pos + 8 : end]) != crc:
-            damage = Damage(pos, "checksum mismatch", torn=end == size)
+            if _zeros_to_end(view, pos):
+                damage = Damage(pos, "zero-filled tail", torn=True)
+            else:
+                damage = Damage(pos, "checksum mismatch", torn=end == size)
             break
         bounds.append(end)
         offsets.append(offset)
         times.append(time_ns)
         pos = end
     return Index(bounds, offsets, times), damage
+
+
+def _zeros_to_end(view: memoryview, pos: int) -> bool:
+    """Whether only zero bytes follow `pos`: space a crash left allocated but never written."""
+    return not bytes(view[pos:]).strip(b"\0")
 
 
 def leaf_hashes(

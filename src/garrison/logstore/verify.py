@@ -210,9 +210,15 @@ def _check_checkpoint(stream: str, directory: Path, cp: Checkpoint, report: Repo
             )
         return
     end = cp.first + cp.count
-    seen = [f.offset for f in found if f.offset < end]
+    # The signed region runs up to the last record that carries a signed offset: anything in it
+    # is judged (a forged record there counts whatever its offset); records after it are the
+    # unsigned appends since the checkpoint.
+    signed_at = [i for i, f in enumerate(found) if cp.first <= f.offset < end]
+    region = found[: signed_at[-1] + 1] if signed_at else []
+    seen = [f.offset for f in region]
     intact_prefix = seen == list(range(cp.first, cp.first + len(seen)))
-    if damage is None and len(seen) < cp.count and intact_prefix:
+    file_ends_there = len(region) == len(found)
+    if damage is None and len(seen) < cp.count and intact_prefix and file_ends_there:
         report.problems.append(
             Problem(
                 stream,

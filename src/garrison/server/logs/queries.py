@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from garrison.core.errors import NotFoundError, PermissionDeniedError, UsageError
 from garrison.logstore import query
 from garrison.logstore.timeparse import iso, parse_time_ns
@@ -24,6 +26,11 @@ class Hit:
     time: str
     event: dict[str, Any]
 
+    @property
+    def json(self) -> str:
+        """The event as compact JSON, as stored."""
+        return msgspec.json.encode(self.event).decode()
+
 
 def _require_reader(actor: User) -> None:
     if actor.role not in READ_ALL:
@@ -34,6 +41,12 @@ def streams_visible_to(actor: User) -> list[str]:
     """Streams the actor may search."""
     _require_reader(actor)
     return trail.store().stream_names()
+
+
+def stream_sizes(actor: User) -> dict[str, int]:
+    """Records stored per stream."""
+    store = trail.store()
+    return {name: store.stream(name).next_offset for name in streams_visible_to(actor)}
 
 
 def search_logs(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -12,6 +14,27 @@ from garrison.server.accounts.views import _actor, role_required
 from garrison.server.logs import queries
 
 PAGE = 50
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One row of the events-per-stream chart, in SVG user units."""
+
+    name: str
+    records: int
+    y: int
+    width: int
+
+
+CHART_ROW, CHART_LABEL, CHART_BAR = 28, 110, 360
+
+
+def _bars(sizes: dict[str, int]) -> list[Bar]:
+    widest = max(sizes.values(), default=0) or 1
+    return [
+        Bar(name, count, i * CHART_ROW, max(2, round(CHART_BAR * count / widest)))
+        for i, (name, count) in enumerate(sizes.items())
+    ]
 
 
 def _before(request: HttpRequest) -> int | None:
@@ -43,6 +66,8 @@ def search(request: HttpRequest) -> HttpResponse:
         except GarrisonError as exc:
             error = str(exc)
     context = {
+        "bars": _bars(queries.stream_sizes(actor)),
+        "chart_height": CHART_ROW * len(streams),
         "streams": streams,
         "stream": stream,
         "form": form,

@@ -1,0 +1,1 @@
+"""Tests of the log store engine (plain Python: no Django, no database)."""
