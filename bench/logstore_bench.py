@@ -22,7 +22,7 @@ import msgspec
 
 from garrison.logstore import query, verify
 from garrison.logstore.digests import Signer
-from garrison.logstore.store import Store, StoreConfig
+from garrison.logstore.store import Store
 
 T0 = int(dt.datetime(2026, 11, 1, tzinfo=dt.UTC).timestamp() * 1e9)
 encode = msgspec.json.Encoder().encode
@@ -74,11 +74,13 @@ def bench_verify(root: Path, signer: Signer) -> tuple[float, float, int]:
     started = time.perf_counter()
     report = verify.verify(root, signer.public)
     fast = time.perf_counter() - started
-    assert report.intact, [p.line() for p in report.problems]
+    if not report.intact:
+        raise SystemExit("\n".join(p.line() for p in report.problems))
     started = time.perf_counter()
     report = verify.verify(root, signer.public, deep=True)
     deep = time.perf_counter() - started
-    assert report.intact
+    if not report.intact:
+        raise SystemExit("deep verify found problems")
     return fast, deep, report.records
 
 
@@ -89,18 +91,25 @@ def bench_search(root: Path, signer: Signer, total: int) -> dict[str, float]:
     span = 30 * 86400 * 10**9
     chunk = 500_000
     for i in range(0, total, chunk):
-        stream.append(events(min(chunk, total - i), T0 + span * i // total, span * chunk // total, seed=i))
+        stream.append(
+            events(min(chunk, total - i), T0 + span * i // total, span * chunk // total, seed=i)
+        )
     stream.seal()
     ip = msgspec.json.decode(stream.read(total // 2, 1)[0].payload)["src_ip"]
     hour = T0 + 15 * 86400 * 10**9
     cases = {
         "1 hour, src_ip=X AND outcome=failure": (
             [query.Condition("src_ip", "=", ip), query.Condition("outcome", "=", "failure")],
-            hour, hour + 3600 * 10**9, None,
+            hour,
+            hour + 3600 * 10**9,
+            None,
         ),
         "1 hour, all events (count)": ([], hour, hour + 3600 * 10**9, None),
         "30 days, newest 100 with status=500": (
-            [query.Condition("status", "=", "500")], None, None, 100,
+            [query.Condition("status", "=", "500")],
+            None,
+            None,
+            100,
         ),
         "1 day, src_ip=X": ([query.Condition("src_ip", "=", ip)], hour, hour + 86400 * 10**9, None),
     }
@@ -109,7 +118,9 @@ def bench_search(root: Path, signer: Signer, total: int) -> dict[str, float]:
         runs = []
         for _ in range(3):
             started = time.perf_counter()
-            found = sum(1 for _ in query.search(stream, conds, since_ns=lo, until_ns=hi, limit=limit))
+            found = sum(
+                1 for _ in query.search(stream, conds, since_ns=lo, until_ns=hi, limit=limit)
+            )
             runs.append(time.perf_counter() - started)
         out[f"{name} ({found} hits)"] = statistics.median(runs)
     store.close()
@@ -127,7 +138,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="garrison-bench-"))
     try:
         signer = Signer.load_or_create(work / "key.pem", b"bench")
-        print(f"# log store benchmark ({os.cpu_count()} cores, {dt.date.today()})\n")
+        print(f"# log store benchmark ({os.cpu_count()} cores, {dt.datetime.now(dt.UTC).date()})\n")
         if "append" in only or "verify" in only:
             print("| batch size | events/s (durable, sealing included) |\n| --- | --- |")
             for batch in (10_000, 1_000, 100):
@@ -138,10 +149,13 @@ def main() -> None:
             print(f"| 1 | {one:,.0f} |\n")
         if "verify" in only:
             fast, deep, records = bench_verify(work / "append-10000", signer)
-            print(f"verify {records:,} records: {fast:.2f} s (hashes vs signed digests), "
-                  f"{deep:.2f} s with --deep (every record re-hashed)\n")
+            print(
+                f"verify {records:,} records: {fast:.2f} s (hashes vs signed digests), "
+                f"{deep:.2f} s with --deep (every record re-hashed)\n"
+            )
         if "search" in only:
-            print(f"| search over {args.search_events:,} events in 30 days | median of 3 (s) |\n| --- | --- |")
+            print(f"| search over {args.search_events:,} events in 30 days | median of 3 (s) |")
+            print("| --- | --- |")
             for name, seconds in bench_search(work / "search", signer, args.search_events).items():
                 print(f"| {name} | {seconds:.3f} |")
     finally:
