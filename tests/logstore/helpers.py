@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ def records_of(path: Path) -> list[tuple[int, int, bytes]]:
     sealed = Sealed.open(path)
     out: list[tuple[int, int, bytes]] = []
     for bi in range(len(sealed.footer.blocks)):
-        out += list(frames.iter_frames(sealed.read_block(bi)))
+        out += frames.records(sealed.read_block(bi))[0]
     return out
 
 

@@ -1,4 +1,4 @@
-"""The store: durable appends, offsets, rolling, concurrent writers, consumers, retention, recovery."""
+"""The store: appends, offsets, rolling, concurrent writers, consumers, retention, repair."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from tests.logstore.helpers import (
     everything,
     flip,
     ids,
-    iso,
     read_acks,
     writer_command,
 )
@@ -320,8 +319,9 @@ def _half_frame(next_offset: int) -> bytes:
 TORN_TAILS = {
     "half a frame": _half_frame,
     "part of a frame header": lambda _: b"\x2a\x00\x00\x00\x11\x22",
-    "a whole frame with a bad checksum": lambda n: bytearray(frames.encode(n, 1, b"{}"))[:-1]
-    + b"!",
+    "a whole frame with a bad checksum": lambda n: (
+        bytearray(frames.encode(n, 1, b"{}"))[:-1] + b"!"
+    ),
     "zero-filled blocks": lambda _: bytes(4096),
 }
 

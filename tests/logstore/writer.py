@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--ack", type=Path, required=True)
     args = parser.parse_args()
 
-    rng = random.Random(args.seed)
+    rng = random.Random(args.seed)  # noqa: S311  # reproducible batches, not crypto
     signer = Signer.load_or_create(args.key, args.passphrase.encode())
     store = Store(args.root, signer=signer, config=StoreConfig(segment_bytes=args.segment_bytes))
     stream = store.stream(args.stream)
@@ -46,7 +46,8 @@ def main() -> None:
             for i in range(size)
         ]
         offsets = store.append(args.stream, batch)
-        os.write(ack, "".join(f"{e['id']} {o}\n" for e, o in zip(batch, offsets, strict=True)).encode())
+        lines = "".join(f"{e['id']} {o}\n" for e, o in zip(batch, offsets, strict=True))
+        os.write(ack, lines.encode())
         next_id += size
         done += 1
         if args.checkpoint_every and done % args.checkpoint_every == 0:

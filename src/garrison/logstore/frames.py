@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 HEADER = struct.Struct("<IIqq")
@@ -145,12 +144,12 @@ def scan(buf: bytes | memoryview, start: int = 0) -> tuple[list[Frame], Damage |
     return found, damage
 
 
-def iter_frames(buf: bytes | memoryview) -> Iterator[tuple[int, int, bytes]]:
-    """Fast path over trusted, already-verified buffers: (offset, time_ns, payload)."""
-    pos, size = 0, len(buf)
-    unpack = HEADER.unpack_from
-    while pos < size:
-        length, _, offset, time_ns = unpack(buf, pos)
-        start = pos + HEADER_SIZE
-        yield offset, time_ns, bytes(buf[start : start + length])
-        pos = start + length
+def records(buf: bytes | memoryview) -> tuple[list[tuple[int, int, bytes]], Damage | None]:
+    """(offset, time_ns, payload) of the intact frames of `buf`, CRC-checked, and any damage."""
+    idx, damage = index(buf)
+    view, bounds = memoryview(buf), idx.bounds
+    items = [
+        (off, t, bytes(view[bounds[i] + HEADER_SIZE : bounds[i + 1]]))
+        for i, (off, t) in enumerate(zip(idx.offsets, idx.times, strict=True))
+    ]
+    return items, damage

@@ -14,9 +14,8 @@ from typing import Any
 import msgspec
 
 from garrison.core.errors import UsageError
-from garrison.logstore import frames
 from garrison.logstore.segment import Sealed, SegmentError
-from garrison.logstore.store import Record, Stream
+from garrison.logstore.store import Record, Stream, block_records
 
 _TERM = re.compile(
     r"\s*(?P<field>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>!=|=|~)\s*"
@@ -133,8 +132,8 @@ def search(
             if meta.max_time_ns < lo or meta.min_time_ns >= hi:
                 continue
             try:
-                items = list(frames.iter_frames(sealed.read_block(bi)))
-            except (SegmentError, FileNotFoundError):
+                items = block_records(sealed, bi)
+            except FileNotFoundError:  # expired by retention while we read
                 continue
             yield from reversed(items) if newest_first else items
 
@@ -153,6 +152,8 @@ def search(
                 yield from sealed_records(path)
             yield from active()
 
+    if limit is not None and limit <= 0:
+        return
     for offset, time_ns, payload in everything():
         if keep(time_ns, payload):
             yield Record(stream.name, offset, time_ns, payload)

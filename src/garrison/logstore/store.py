@@ -76,6 +76,10 @@ class RecoveryNote:
     reason: str
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def event_time_ns(event: Mapping[str, Any], default: int) -> int:
     """The event's ``time`` (ISO 8601) in ns, or `default` if it has none."""
     value = event.get("time")
@@ -86,7 +90,8 @@ def event_time_ns(event: Mapping[str, Any], default: int) -> int:
             return default
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
-        return int(parsed.timestamp() * 1_000_000) * 1000
+        # Integer arithmetic: float timestamps put 1-2% of microsecond times 1 µs early.
+        return (parsed - _EPOCH) // _MICROSECOND * 1000
     return default
 
 
@@ -118,22 +123,33 @@ class Stream:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._mutex = threading.RLock()
+        self._depth = 0
         self._fd = -1
         self._firsts: list[int] = []
         self._sealed: list[Path] = []
-        with self._locked():
-            self._load()
+        try:
+            with self._locked():
+                self._load()
+        except BaseException:
+            self.close()
+            raise
 
     # --- locking and state ----------------------------------------------------------------
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        """Exclusive across threads (re-entrant) and processes (flock, taken once per depth)."""
         with self._mutex:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            outermost = self._depth == 0
+            if outermost:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                self._depth -= 1
+                if outermost:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Release file descriptors."""
@@ -235,7 +251,11 @@ class Stream:
                 f"cut a torn tail of {len(raw) - end} bytes at byte {end} ({damage.reason}); "
                 "no acknowledged record is lost",
             )
-        self._check_offsets(found, first, path.name)
+        try:
+            self._check_offsets(found, first, path.name)
+        except StoreCorruptError:
+            os.close(fd)
+            raise
         self._set_active(path, fd, first, created_ns=created, count=len(found))
 
     def _check_offsets(self, found: Sequence[Frame], first: int, file: str) -> None:
@@ -471,7 +491,7 @@ class Stream:
             for bi in range(
                 sealed.block_of(max(offset, sealed.footer.first)), len(sealed.footer.blocks)
             ):
-                for off, t, payload in frames.iter_frames(sealed.read_block(bi)):
+                for off, t, payload in block_records(sealed, bi):
                     if off >= offset:
                         out.append(Record(self.name, off, t, payload))
                         if len(out) >= limit:
@@ -497,6 +517,24 @@ class Stream:
             found, _ = frames.scan(raw, LOG_HEADER.size)
             return found
         return []
+
+
+def block_records(sealed: Sealed, index: int) -> list[tuple[int, int, bytes]]:
+    """A sealed block's records; damage is logged (never silent) and the rest skipped."""
+    try:
+        items, damage = frames.records(sealed.read_block(index))
+    except segment.SegmentError as exc:
+        log.warning("log store %s: %s; run `garrison store verify`", sealed.path, exc)
+        return []
+    if damage is not None:
+        log.warning(
+            "log store %s block %d damaged at byte %d (%s); run `garrison store verify`",
+            sealed.path,
+            index,
+            damage.position,
+            damage.reason,
+        )
+    return items
 
 
 def _ref_for(path: Path) -> SegmentRef:
