@@ -522,10 +522,10 @@ def test_deleted_newest_digest_is_caught_by_an_anchor(layout: Layout, signer: Si
     with copy_of(layout) as root:
         newest = digest_files(root / STREAM)[-1]
         anchor = digests.read(newest)
-        assert verify.verify(root, signer.public, anchor=anchor).intact
+        assert verify.verify(root, signer.public, anchors=[anchor]).intact
         newest.unlink()
         assert verify.verify(root, signer.public).intact  # a chain cut at its end still chains
-        report = check(root, signer.public, anchor=anchor)
+        report = check(root, signer.public, anchors=[anchor])
         assert [p.kind for p in report.problems] == ["deleted"], describe(report)
         assert report.problems[0].file == newest.name
 
@@ -541,7 +541,7 @@ def test_history_rewritten_with_the_real_key_is_caught_by_an_anchor(
         rewritten = signer.sign(msgspec.structs.replace(signed.digest, time="1999-09-09T09:09:09"))
         newest.write_bytes(msgspec.json.encode(rewritten))
         assert verify.verify(root, signer.public).intact
-        assert_named(check(root, signer.public, anchor=anchor), newest.name, {"broken-chain"})
+        assert_named(check(root, signer.public, anchors=[anchor]), newest.name, {"broken-chain"})
 
 
 def test_other_key_fails_everything(layout: Layout, other_signer: Signer) -> None:

@@ -81,12 +81,15 @@ def setup_link(data_dir: DataDirOption = None) -> None:
     settings = load_settings(data_dir)
     setup_django()
     migrate()
+    from django.db import transaction  # noqa: PLC0415
+
     from garrison.server.accounts import actions  # noqa: PLC0415  # after setup
     from garrison.server.accounts.api import setup_url  # noqa: PLC0415
     from garrison.server.accounts.models import SetupLink  # noqa: PLC0415
 
-    token = actions.do_create_setup_link(
-        None, purpose=SetupLink.Purpose.FIRST_ADMIN, minutes=settings.setup_link_minutes
-    )
-    audit_cli(settings, "cli.admin.setup-link")
+    with transaction.atomic():  # the link exists only if its audit event does
+        token = actions.do_create_setup_link(
+            None, purpose=SetupLink.Purpose.FIRST_ADMIN, minutes=settings.setup_link_minutes
+        )
+        audit_cli(settings, "cli.admin.setup-link")
     out.print(setup_url(token))

@@ -56,19 +56,37 @@ def verify_cmd(
     deep: Annotated[bool, typer.Option(help="Also re-hash every record (slower).")] = False,
     public_key: PublicKeyOption = None,
     anchor: Annotated[
-        Path | None, typer.Option(help="An exported digest that history must still contain.")
+        list[Path] | None,
+        typer.Option(help="An exported digest that history must still contain (repeatable)."),
     ] = None,
 ) -> None:
-    """Check every segment and digest; exit 0 when intact, 1 with one line per problem."""
+    """Check every segment and digest; exit 0 when intact, 1 with one line per problem.
+
+    With `digest_export_dir` set, its public key and latest digests are used by default, so a
+    store re-signed or cut back on this host is caught.
+    """
     settings = load_settings(data_dir)
     data = DataDir(settings.data_path)
+    export = Path(settings.digest_export_dir) if settings.digest_export_dir else None
+    if public_key is None and export is not None and (export / "digest-public.pem").is_file():
+        public_key = export / "digest-public.pem"
     public = _public_key(data, public_key)
-    pinned = digests.read(anchor) if anchor else None
+    pins = [digests.read(path) for path in anchor or []]
+    if export is not None:
+        pins += [digests.read(p) for p in sorted(export.glob("*/latest.json"))]
+    # Once this data dir has a signing key it has written audit events: their stream must exist.
+    required = ["audit"] if data.digest_key.exists() else []
     since_ns = parse_time_ns(since) if since else None
     started = time.perf_counter()
     with out.status("Verifying the log store..."):
         report = verify.verify(
-            data.logstore, public, streams=stream, deep=deep, anchor=pinned, since_ns=since_ns
+            data.logstore,
+            public,
+            streams=stream,
+            deep=deep,
+            anchors=pins,
+            since_ns=since_ns,
+            required=required,
         )
     for problem in report.problems:
         out.print(escape(problem.line()))
@@ -78,6 +96,7 @@ def verify_cmd(
     summary = (
         f"{report.streams} streams, {report.segments} segments, {report.records} records, "
         f"{report.digests} digests checked in {took:.2f}s with key {digests.key_id(public)}"
+        + (f" and {len(pins)} anchors" if pins else "")
     )
     if report.intact:
         out.print(f"intact: {summary}")

@@ -8,6 +8,7 @@ from garrison.cli.common import (
     ConfigOption,
     DataDirOption,
     ListenOption,
+    audit_cli,
     load_settings,
     migrate,
     out,
@@ -16,6 +17,7 @@ from garrison.cli.common import (
 from garrison.cli.server import CERT_NAME, server_hosts
 from garrison.core.registry import ROLES
 from garrison.core.supervisor import Supervisor
+from garrison.logstore.local import open_store
 
 
 def up(
@@ -27,6 +29,7 @@ def up(
         setup_django()
         migrate()
         from django.conf import settings as django_settings  # noqa: PLC0415  # after setup
+        from django.db import transaction  # noqa: PLC0415
 
         from garrison.server.accounts import actions  # noqa: PLC0415
         from garrison.server.accounts.api import setup_url  # noqa: PLC0415
@@ -35,13 +38,16 @@ def up(
 
         ca = certificate_authority(django_settings.PREPARED)
         ca.ensure_server(CERT_NAME, server_hosts(settings))
+        open_store(settings).close()  # make the digest key before two roles race to
         link = None
         if not User.objects.filter(is_machine=False).exists():
-            token = actions.do_create_setup_link(
-                None,
-                purpose=SetupLink.Purpose.FIRST_ADMIN,
-                minutes=settings.setup_link_minutes,
-            )
+            with transaction.atomic():
+                token = actions.do_create_setup_link(
+                    None,
+                    purpose=SetupLink.Purpose.FIRST_ADMIN,
+                    minutes=settings.setup_link_minutes,
+                )
+                audit_cli(settings, "cli.up.setup-link")
             link = setup_url(token)
 
     out.print(f"Garrison console: [bold]{escape(settings.console_url)}/[/]")

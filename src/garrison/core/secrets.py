@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from garrison.core.errors import CryptoError
+from garrison.core.files import create_private
 
 _VERSION = b"g1"
 _NONCE = 12
@@ -34,18 +34,9 @@ class KeyRing:
     @classmethod
     def load_or_create(cls, path: Path) -> KeyRing:
         """Read the KEK file, creating it (0600) on first use."""
-        try:
-            return cls(path.read_bytes())
-        except FileNotFoundError:
-            pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kek = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(kek)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return cls(kek)
+        if not path.exists():
+            create_private(path, secrets.token_bytes(32))  # loses a race gracefully
+        return cls(path.read_bytes())
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from garrison.core.files import create_private
 from garrison.logstore.segment import fsync_dir
 
 
@@ -99,24 +100,20 @@ class Signer:
     @classmethod
     def load_or_create(cls, path: Path, passphrase: bytes) -> Signer:
         """Open the PEM-encrypted key at `path`, creating it (and its .pub) on first use."""
-        if path.is_file():
-            key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
-            if not isinstance(key, Ed25519PrivateKey):
-                raise ValueError(f"{path} is not an Ed25519 key")
-            return cls(key)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(passphrase),
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.with_suffix(".pub").write_bytes(public_pem(key.public_key()))
+        if not path.exists():
+            new = Ed25519PrivateKey.generate()
+            pem = new.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(passphrase),
+            )
+            create_private(path, pem)  # another process may win the race: its key is used
+        key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} is not an Ed25519 key")
+        public = path.with_suffix(".pub")
+        if not public.exists():
+            create_private(public, public_pem(key.public_key()))
         return cls(key)
 
     @property

@@ -13,7 +13,7 @@ from garrison.logstore import digests, frames, merkle
 from garrison.logstore.digests import SignedDigest
 from garrison.logstore.frames import Frame
 from garrison.logstore.segment import Sealed
-from garrison.logstore.store import Stream
+from garrison.logstore.store import LOG_HEADER, Stream
 
 
 class Proof(msgspec.Struct, frozen=True):
@@ -72,7 +72,8 @@ def prove(stream: Stream, offset: int) -> Proof:
                 )
         cp = signed.digest.checkpoint
         if cp is not None and cp.first <= offset < cp.first + cp.count:
-            found = stream.active_records()[: cp.count]
+            found, _ = frames.scan((stream.dir / cp.file).read_bytes(), LOG_HEADER.size)
+            found = found[: cp.count]
             frame = found[offset - cp.first]
             path = merkle.audit_path(offset - cp.first, cp.count, _subtree_of(found))
             return Proof(

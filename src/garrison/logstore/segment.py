@@ -18,7 +18,7 @@ import msgspec
 import zstandard
 
 from garrison.logstore import merkle
-from garrison.logstore.frames import Frame, Index, leaf_hashes, scan
+from garrison.logstore.frames import Frame, Index, index, leaf_hashes, scan
 
 MAGIC = b"GRSEG01\n"
 END = b"GRSEGEND"
@@ -175,6 +175,16 @@ class Sealed:
         """Decoded frames of block `index` (stops at the first damaged frame)."""
         frames, _ = scan(self.read_block(index))
         return frames
+
+    def prefix_root(self, count: int) -> str:
+        """Merkle root of the first `count` records (what a checkpoint signed before the seal)."""
+        full, rest = divmod(count, merkle.BLOCK)
+        roots = [bytes.fromhex(b.root) for b in self.footer.blocks[:full]]
+        if rest:
+            raw = self.read_block(full)
+            idx, _ = index(raw)
+            roots.append(merkle.root(leaf_hashes(raw, idx, 0, rest)))
+        return merkle.root(roots).hex()
 
     def block_of(self, offset: int) -> int:
         """Index of the block holding `offset`."""

@@ -34,6 +34,7 @@ log = logging.getLogger("garrison.logstore")
 STREAM_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 LOG_HEADER = struct.Struct("<8sq")
 LOG_MAGIC = b"GRLOG01\n"
+_TIME_MIN, _TIME_MAX = -(2**63) + 1, 2**63 - 1
 _encode = msgspec.json.Encoder().encode
 
 
@@ -172,7 +173,16 @@ class Stream:
         sealed_firsts = set(self._firsts)
         logs = sorted(self.dir.glob("*.log"))
         for path in logs:
-            if segment.first_of(path) in sealed_firsts:
+            first = segment.first_of(path)
+            if first in sealed_firsts:
+                sealed = Sealed.open(self._sealed[self._firsts.index(first)])
+                held = len(frames.index(path.read_bytes(), LOG_HEADER.size)[0])
+                if held > sealed.footer.count:
+                    raise StoreCorruptError(
+                        f"stream {self.name}: {path.name} holds {held} records but its sealed "
+                        f"copy only {sealed.footer.count}",
+                        hint="keep both files and run `garrison store verify`",
+                    )
                 path.unlink()
                 self._note(path.name, "removed an active log already sealed before a crash")
         logs = [p for p in logs if p.exists()]
@@ -257,6 +267,7 @@ class Stream:
             os.close(fd)
             raise
         self._set_active(path, fd, first, created_ns=created, count=len(found))
+        self._active_index()  # refuse to go on writing over records altered since signed
 
     def _check_offsets(self, found: Sequence[Frame], first: int, file: str) -> None:
         for i, frame in enumerate(found):
@@ -274,7 +285,7 @@ class Stream:
         except FileNotFoundError:
             self._load()
             return
-        if st.st_ino != self._active_inode:
+        if st.st_ino != self._active_inode or st.st_size < self._active_size:
             self._load()
         elif st.st_size != self._active_size:
             with self.active_path.open("rb") as fh:
@@ -299,6 +310,15 @@ class Stream:
         """Append (time_ns, payload) records durably; returns the first offset given."""
         if not items:
             return self.next_offset
+        for i, (time_ns, payload) in enumerate(items):
+            if len(payload) > frames.MAX_PAYLOAD:
+                raise UsageError(
+                    f"record {i} is {len(payload)} bytes; the store takes at most "
+                    f"{frames.MAX_PAYLOAD} bytes per record",
+                    hint="split the event or keep large blobs outside the log store",
+                )
+            if not _TIME_MIN <= time_ns <= _TIME_MAX:
+                raise UsageError(f"record {i} has a time outside the years 1678-2262")
         with self._locked():
             self._catch_up()
             first = self.next_offset
@@ -316,8 +336,16 @@ class Stream:
             self.active_count += len(items)
             self._active_size += len(data)
             if self._due_for_seal(time.time_ns()):
-                self._seal()
+                self._seal_after_ack()
         return first
+
+    def _seal_after_ack(self) -> None:
+        """Seal after an acknowledged append: a failure is reported, never un-acknowledges."""
+        try:
+            self._seal()
+        except (OSError, StoreError) as exc:
+            log.error("log store %s: sealing failed (%s); will retry", self.name, exc)
+            self._load()
 
     def _due_for_seal(self, now_ns: int) -> bool:
         if self.active_count == 0:
@@ -331,9 +359,41 @@ class Stream:
         return self.signer
 
     def _active_index(self) -> tuple[frames.Index, bytes]:
+        """The acknowledged records of the active log, refusing to sign anything altered."""
         raw = self.active_path.read_bytes()[: self._active_size]
         idx, _ = frames.index(raw, LOG_HEADER.size)
-        return idx.head(self.active_count), raw
+        if len(idx) < self.active_count or idx.offsets[: self.active_count] != list(
+            range(self.active_first, self.active_first + self.active_count)
+        ):
+            raise StoreCorruptError(
+                f"stream {self.name}: {self.active_path.name} no longer holds the "
+                f"{self.active_count} records acknowledged",
+                hint="run `garrison store verify`; nothing was signed",
+            )
+        idx = idx.head(self.active_count)
+        cp = self._last_checkpoint()
+        if cp is not None:
+            signed = idx.head(cp.count) if cp.count <= len(idx) else None
+            if (
+                signed is None
+                or merkle.root(frames.leaf_hashes(raw, signed)).hex() != cp.merkle_root
+            ):
+                raise StoreCorruptError(
+                    f"stream {self.name}: records of {self.active_path.name} signed at a "
+                    "checkpoint have changed",
+                    hint="run `garrison store verify`; nothing was signed",
+                )
+        return idx, raw
+
+    def _last_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint of the current active log, if one was signed."""
+        for path in reversed(digests.list_files(self.digest_dir)):
+            d = digests.read(path).digest
+            if d.checkpoint is not None:
+                return d.checkpoint if d.checkpoint.first == self.active_first else None
+            if d.segments:
+                return None
+        return None
 
     def _seal(self) -> None:
         idx, raw = self._active_index()
@@ -401,7 +461,12 @@ class Stream:
         signed = signer.sign(digest)
         digests.write(self.digest_dir, signed)
         if self.on_digest is not None:
-            self.on_digest(signed)
+            try:
+                self.on_digest(signed)
+            except OSError as exc:  # the digest is durable here; a copy elsewhere can lag
+                log.error(
+                    "log store %s: exporting digest %d failed: %s", self.name, digest.seq, exc
+                )
         return signed
 
     def checkpoint(self) -> SignedDigest | None:
@@ -506,17 +571,23 @@ class Stream:
     def active_records(self) -> list[Frame]:
         """Intact records of the active log as on disk now (a concurrent torn tail is ignored).
 
-        While a seal is in progress (or after a crash during one) the old, already sealed log
-        may still lie next to the new one: the newest log is the active one.
+        The active log is the one that starts where the sealed segments end; an old log left
+        beside it by a seal in progress, or a stray file, is not read.
         """
-        for path in sorted(self.dir.glob("*.log"), reverse=True):
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            found, _ = frames.scan(raw, LOG_HEADER.size)
-            return found
-        return []
+        sealed = self.sealed_segments()
+        latest = self.latest_digest()
+        try:
+            expected = Sealed.open(sealed[-1]).last + 1 if sealed else 0
+        except segment.SegmentError:
+            expected = 0  # a damaged newest segment: fall back to what the digests say
+        if latest is not None:
+            expected = max(expected, latest.digest.sealed_through + 1)
+        try:
+            raw = (self.dir / segment.name_for(expected, ".log")).read_bytes()
+        except FileNotFoundError:
+            return []
+        found, _ = frames.scan(raw, LOG_HEADER.size)
+        return found
 
 
 def block_records(sealed: Sealed, index: int) -> list[tuple[int, int, bytes]]:

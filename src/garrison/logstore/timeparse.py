@@ -16,7 +16,10 @@ def parse_time_ns(text: str, now: dt.datetime | None = None) -> int:
     text = text.strip()
     now = now or dt.datetime.now(dt.UTC)
     if match := _RELATIVE.match(text):
-        moment = now - dt.timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        try:
+            moment = now - dt.timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        except OverflowError:
+            raise UsageError(f"the time span {text!r} reaches beyond year 1") from None
     else:
         try:
             moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -27,7 +30,8 @@ def parse_time_ns(text: str, now: dt.datetime | None = None) -> int:
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
 def iso(time_ns: int) -> str:

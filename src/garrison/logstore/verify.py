@@ -365,16 +365,52 @@ def _deep_root(path: Path) -> str:
 def _check_active(
     directory: Path, chain: list[SignedDigest], named: dict[str, SegmentRef], report: Report
 ) -> None:
-    """The newest checkpoint (unless its log was sealed since) must match the active log."""
+    """Every checkpoint must still hold: in its segment once sealed, else in the active log.
+
+    The active log must be the one that follows the signed segments; any other log is extra.
+    """
     stream = directory.name
-    sealed_firsts = {ref.first for ref in named.values()}
+    by_first = {ref.first: ref for ref in named.values()}
     checkpoints = [s.digest.checkpoint for s in chain if s.digest.checkpoint is not None]
-    current = checkpoints[-1] if checkpoints else None
-    if current is not None and current.first not in sealed_firsts:
+    current = None
+    for cp in checkpoints:
+        ref = by_first.get(cp.first)
+        if ref is None:
+            current = cp
+            continue
+        path = directory / ref.file
+        if not path.exists():
+            continue  # reported as a deleted segment
+        try:
+            ok = ref.count >= cp.count and Sealed.open(path).prefix_root(cp.count) == cp.merkle_root
+        except SegmentError:
+            continue  # reported by the segment check
+        if not ok:
+            report.problems.append(
+                Problem(
+                    stream,
+                    ref.file,
+                    "modified",
+                    f"the {cp.count} records signed at a checkpoint before sealing were altered",
+                    cp.first,
+                )
+            )
+    expected_first = max((r.first + r.count for r in named.values()), default=0)
+    expected_first = max([expected_first, *[s.digest.sealed_through + 1 for s in chain[-1:]]])
+    for path in sorted(directory.glob("*.log")):
+        first = segment.first_of(path)
+        if first in by_first:
+            report.notes.append(f"{stream}: {path.name} is an already sealed log left by a crash")
+        elif first != expected_first:
+            report.problems.append(
+                Problem(stream, path.name, "inserted", "an active log no digest leads to", first)
+            )
+    if current is not None and current.first not in by_first:
         _check_checkpoint(stream, directory, current, report)
         return
-    for path in sorted(directory.glob("*.log")):
-        count = len(frames.scan(path.read_bytes(), LOG_HEADER.size)[0])
+    active = directory / segment.name_for(expected_first, ".log")
+    if active.exists():
+        count = len(frames.index(active.read_bytes(), LOG_HEADER.size)[0])
         if count:
             report.notes.append(f"{stream}: {count} records in the active log are not yet signed")
 
@@ -405,20 +441,30 @@ def verify(
     *,
     streams: Sequence[str] | None = None,
     deep: bool = False,
-    anchor: SignedDigest | None = None,
+    anchors: Sequence[SignedDigest] = (),
     since_ns: int | None = None,
+    required: Sequence[str] = (),
 ) -> Report:
-    """Verify every stream (or the named ones) of the store at `root`."""
+    """Verify every stream (or the named ones) of the store at `root`.
+
+    Streams in `required` and those an anchor names must exist: deleting a whole stream
+    directory is otherwise indistinguishable from a stream that never was.
+    """
     report = Report()
-    names = (
-        streams or sorted(p.name for p in root.iterdir() if p.is_dir() and STREAM_RE.match(p.name))
+    on_disk = (
+        sorted(p.name for p in root.iterdir() if p.is_dir() and STREAM_RE.match(p.name))
         if root.is_dir()
         else []
     )
+    expected = {*required, *(a.digest.stream for a in anchors)}
+    names = list(streams) if streams else sorted({*on_disk, *expected})
+    pins = {a.digest.stream: a for a in anchors}
     for name in names:
         directory = root / name
         if not directory.is_dir():
             report.problems.append(Problem(name, "", "deleted", "stream directory is gone"))
             continue
-        verify_stream(directory, public, report, deep=deep, anchor=anchor, since_ns=since_ns)
+        verify_stream(
+            directory, public, report, deep=deep, anchor=pins.get(name), since_ns=since_ns
+        )
     return report

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 
+from garrison.core.files import create_private
 from garrison.core.paths import DataDir
 from garrison.core.pki import CertificateAuthority
 from garrison.core.secrets import KeyRing
@@ -26,13 +26,10 @@ def prepare(settings: Settings) -> Prepared:
     data = DataDir(settings.data_path).ensure()
     keyring = KeyRing.load_or_create(data.kek)
     path = data.django_secret
-    if path.is_file():
-        secret_key = keyring.open(path.read_text(), purpose="django-secret").decode()
-    else:
-        secret_key = secrets.token_urlsafe(64)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(keyring.seal(secret_key.encode(), purpose="django-secret"))
+    if not path.exists():
+        sealed = keyring.seal(secrets.token_urlsafe(64).encode(), purpose="django-secret")
+        create_private(path, sealed.encode())
+    secret_key = keyring.open(path.read_text(), purpose="django-secret").decode()
     return Prepared(data, keyring, secret_key)
 
 

@@ -38,13 +38,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "garrison.server.console.middleware.SecurityHeadersMiddleware",
+    # Outermost after headers: every request is audited, even one refused for its Host header,
+    # and the session save happens inside the request's transaction.
+    "garrison.server.audit.middleware.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "garrison.server.accounts.middleware.SessionPolicyMiddleware",
-    "garrison.server.audit.middleware.AuditMiddleware",
+    "garrison.server.audit.middleware.AuditActorMiddleware",
     "garrison.server.accounts.middleware.LoginRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -139,7 +139,7 @@ def test_change_password_ends_other_sessions(admin: Person) -> None:
     there.post("/login/", {"username": admin.user.username, "password": admin.password})
     there.post("/login/verify/", {"code": admin.code(1)})
     new = "another long passphrase 99"
-    r = here.post("/account/password/", {"current": PASSWORD, "new": new})
+    r = here.post("/account/password/", {"current_password": PASSWORD, "new_password": new})
     assert r.status_code == 302
     assert here.get("/").status_code == 200
     assert there.get("/").status_code == 302
@@ -172,3 +172,20 @@ def test_admin_cannot_demote_self(admin: Person) -> None:
     """An admin cannot lock the last door behind themselves."""
     with pytest.raises(ValidationError):
         actions.do_update_user(admin.user, admin.user, role="auditor")
+
+
+def test_completing_one_reset_link_voids_the_others(admin: Person) -> None:
+    """Of several reset links for one person, the first used voids the rest."""
+    bob = make_person("developer")
+    links = [
+        actions.do_create_setup_link(
+            admin.user,
+            purpose=SetupLink.Purpose.RESET,
+            minutes=30,
+            user=bob.user,
+            role=bob.user.role,
+        )
+        for _ in range(2)
+    ]
+    assert _complete(https_client(), links[0])[0] == 200
+    assert https_client().get(f"/setup/{links[1]}/").status_code == 404

@@ -163,3 +163,57 @@ def test_logs_search_page_and_api(admin: Person) -> None:
     page = signed_in_client(admin).get("/logs/", {"stream": "web", "q": "status=404"})
     assert b"203.0.113.5" in page.content
     assert b"203.0.113.6" not in page.content
+
+
+def test_password_change_and_link_paths_are_masked(admin: Person) -> None:
+    """Password fields and setup-link tokens never reach the store, even on odd paths."""
+    from garrison.server.accounts import actions  # noqa: PLC0415
+    from garrison.server.accounts.models import SetupLink  # noqa: PLC0415
+
+    console = signed_in_client(admin)
+    new = "a completely new passphrase 12"
+    r = console.post(
+        "/account/password/", {"current_password": admin.password, "new_password": new}
+    )
+    (event,) = events_for(r["X-Request-ID"])
+    assert event["request_parameters"] == {"current_password": "***", "new_password": "***"}
+    token = actions.do_create_setup_link(
+        admin.user,
+        purpose=SetupLink.Purpose.INVITE,
+        minutes=5,
+        role="operator",
+        user=make_person("operator").user,
+    )
+    https_client().get(f"/setup/{token}")  # no trailing slash: an unresolved path
+    https_client().get(f"/setup/{token}/")
+    payloads = all_payloads()
+    assert token.encode() not in payloads
+    assert new.encode() not in payloads
+
+
+def test_revoked_token_is_named_in_its_event(admin: Person) -> None:
+    """Public ids in the path (tokens, sessions) are kept as the event's resource."""
+    client = api_client(admin)
+    created = client.post("/api/v1/tokens", {"name": "old"}, format="json").json()
+    r = client.delete(f"/api/v1/tokens/{created['id']}")
+    (event,) = events_for(r["X-Request-ID"])
+    assert event["resource"] == created["id"]
+
+
+def test_odd_bodies_and_hosts_are_still_audited(admin: Person) -> None:
+    """Unparseable bodies and refused Host headers produce one event each."""
+    deep = "[" * 5000 + "]" * 5000
+    r = APIClient().generic("POST", "/api/v1/tokens", deep, content_type="application/json")
+    (event,) = events_for(r["X-Request-ID"])
+    assert event["request_parameters"] == {"_body": "unreadable"}
+    r = https_client().get("/login/", HTTP_HOST="evil.example")
+    assert r.status_code == 400
+    (event,) = events_for(r["X-Request-ID"])
+    assert event["status"] == 400
+
+
+def test_times_out_of_range_are_400(admin: Person) -> None:
+    """A span too far back is a clear 400, never a 500."""
+    client = api_client(admin)
+    assert client.get("/api/v1/audit/events", {"since": "99999999999d"}).status_code == 400
+    assert signed_in_client(admin).get("/audit/", {"before": "²"}).status_code == 200

@@ -252,6 +252,10 @@ def do_complete_setup(
         )
         if claimed != 1:
             raise ConflictError("this link has just been used")
+        if link.user is not None:  # older links for the same person stop working too
+            SetupLink.objects.filter(user=link.user, used_at__isnull=True).update(
+                used_at=timezone.now()
+            )
         user.set_password(password)
         user.password_changed_at = timezone.now()
         user.save()

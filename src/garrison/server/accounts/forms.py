@@ -71,13 +71,13 @@ class SetupForm(forms.Form):
 class PasswordChangeForm(forms.Form):
     """Change one's own password."""
 
-    current = forms.CharField(
+    current_password = forms.CharField(
         label="Current password",
         strip=False,
         max_length=256,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
-    new = forms.CharField(
+    new_password = forms.CharField(
         label="New password",
         strip=False,
         max_length=256,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -18,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from garrison.core.errors import GarrisonError, ThrottledError
@@ -32,7 +34,7 @@ from garrison.server.accounts.forms import (
     TokenForm,
 )
 from garrison.server.accounts.middleware import AUTH_AT, client_ip, record_client
-from garrison.server.accounts.models import SetupLink, TOTPDevice, User
+from garrison.server.accounts.models import USERNAME_RE, SetupLink, TOTPDevice, User
 from garrison.server.accounts.roles import MANAGE_ACCOUNTS, READ_ALL, Role
 
 PENDING = "garrison_pending_2fa"
@@ -72,6 +74,7 @@ def _safe_next(request: HttpRequest) -> str:
 
 
 @login_not_required
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
     """Step 1: username and password."""
@@ -117,6 +120,7 @@ def _pending_user(request: HttpRequest) -> User | None:
 
 
 @login_not_required
+@sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
     """Step 2: the TOTP code (or a recovery code)."""
@@ -169,6 +173,7 @@ def _qr_svg(uri: str) -> str:
 
 
 @login_not_required
+@sensitive_post_parameters("password", "password_again", "code")
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest, token: str) -> HttpResponse:
     """Use a one-time link: choose a password and enrol TOTP."""
@@ -200,7 +205,11 @@ def setup(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "accounts/setup_done.html", {"codes": codes})
     elif request.method == "POST":
         status = 400
-    name = form.data.get("username", "") if first else (link.user.username if link.user else "")
+    typed = str(form.data.get("username", "")).strip().lower()
+    if first:
+        name = typed if re.fullmatch(USERNAME_RE, typed) else ""
+    else:
+        name = link.user.username if link.user else ""
     context = {
         "form": form,
         "link": link,
@@ -224,6 +233,7 @@ def account(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/account.html", context)
 
 
+@sensitive_post_parameters()
 @require_POST
 def change_password(request: HttpRequest) -> HttpResponse:
     """Change one's password; other sessions are ended."""
@@ -232,7 +242,9 @@ def change_password(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             actions.do_change_password(
-                user, current=form.cleaned_data["current"], new=form.cleaned_data["new"]
+                user,
+                current=form.cleaned_data["current_password"],
+                new=form.cleaned_data["new_password"],
             )
         except GarrisonError as exc:
             messages.error(request, exc.message)

@@ -12,11 +12,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.http.request import RawPostDataException
 
 from garrison.core.errors import GarrisonError
+from garrison.core.redact import redact
 from garrison.events import audit
 from garrison.server import trail
 from garrison.server.accounts.middleware import client_ip
@@ -29,10 +32,24 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MAX_BODY = 64 * 1024
 
 
-def _actor(before: User | None, request: HttpRequest) -> audit.Actor:
+class AuditActorMiddleware:
+    """Remembers who was signed in before the view ran (sign-out clears `request.user`)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        """Note the signed-in user, then run the view."""
+        user = getattr(request, "user", None)
+        if isinstance(user, User) and user.is_authenticated:
+            request.audit_user = user  # type: ignore[attr-defined]  # read by AuditMiddleware
+        return self.get_response(request)
+
+
+def _actor(request: HttpRequest) -> audit.Actor:
     user = getattr(request, "user", None)
     if not (isinstance(user, User) and user.is_authenticated):
-        user = before
+        user = getattr(request, "audit_user", None)
     if user is None:
         return audit.Actor(type="anonymous")
     token = getattr(request, "auth", None)
@@ -44,24 +61,32 @@ def _actor(before: User | None, request: HttpRequest) -> audit.Actor:
 
 
 def _parameters(request: HttpRequest) -> dict[str, Any]:
+    """Query and body parameters; views' `sensitive_post_parameters` are masked first."""
     params: dict[str, Any] = dict(request.GET.items())
     if request.method in SAFE_METHODS:
         return params
-    if request.content_type == "application/json":
-        try:
-            body = request.body
-        except RawPostDataException:
-            body = b""
-        if 0 < len(body) <= _MAX_BODY:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                params["_body"] = "not JSON"
-            else:
-                params.update(data if isinstance(data, dict) else {"_body": data})
-    else:
-        params.update({k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"})
+    try:
+        params.update(_body(request))
+    except (RecursionError, ValueError, SuspiciousOperation, MultiPartParserError):
+        params["_body"] = "unreadable"
+    sensitive = getattr(request, "sensitive_post_parameters", ())
+    for key in params if sensitive == "__ALL__" else sensitive:
+        if key in params:
+            params[key] = "***"
     return params
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        return {k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
+    try:
+        body = request.body
+    except RawPostDataException:
+        return {}
+    if not 0 < len(body) <= _MAX_BODY:
+        return {"_body": f"{len(body)} bytes"} if body else {}
+    data = json.loads(body)
+    return data if isinstance(data, dict) else {"_body": data}
 
 
 def _error_code(response: HttpResponseBase) -> str:
@@ -84,11 +109,15 @@ def _where(request: HttpRequest) -> tuple[str, str]:
     match = request.resolver_match
     method = (request.method or "GET").lower()
     if match is None or not match.url_name:
-        return f"unknown.{method}", request.path[:200]
+        return f"unknown.{method}", redact(request.path)[:200]
     namespace = match.namespace or match.app_name or "garrison"
-    kwargs = audit.redact_parameters({k: v for k, v in match.kwargs.items() if k != "name"})
-    resource = "/".join(str(v) for v in kwargs.values())
-    return f"{namespace}.{match.url_name}.{method}", resource
+    # Path parameters are public ids and names, except a setup link's token.
+    values = [
+        "***" if k == "token" else redact(str(v))[:100]
+        for k, v in match.kwargs.items()
+        if k != "name"
+    ]
+    return f"{namespace}.{match.url_name}.{method}", "/".join(values)
 
 
 def _unavailable(request: HttpRequest) -> HttpResponse:
@@ -111,32 +140,28 @@ class AuditMiddleware:
         if request.path.startswith(SKIP_PREFIXES):
             return self.get_response(request)
         request_id = audit.new_id("req")
-        user = getattr(request, "user", None)
-        before = user if isinstance(user, User) and user.is_authenticated else None
         try:
             if request.method in SAFE_METHODS:
                 response = self.get_response(request)
-                self._record(request, response, before, request_id)
+                self._record(request, response, request_id)
             else:
                 with transaction.atomic():
                     response = self.get_response(request)
                     if response.status_code >= 500:
                         transaction.set_rollback(True)
-                    self._record(request, response, before, request_id)
+                    self._record(request, response, request_id)
         except (GarrisonError, OSError):
             log.exception("audit event for %s %s not recorded", request.method, request.path)
             return _unavailable(request)
         response["X-Request-ID"] = request_id
         return response
 
-    def _record(
-        self, request: HttpRequest, response: HttpResponseBase, before: User | None, request_id: str
-    ) -> None:
+    def _record(self, request: HttpRequest, response: HttpResponseBase, request_id: str) -> None:
         action, resource = _where(request)
         event = audit.AuditEvent(
             event_id=audit.new_id(),
             time=audit.now_iso(),
-            actor=_actor(before, request),
+            actor=_actor(request),
             action=action,
             outcome=audit.outcome_for(response.status_code),
             read_only=request.method in SAFE_METHODS,

@@ -9,6 +9,7 @@ import msgspec
 from garrison.core.errors import GarrisonError, NotFoundError, UsageError
 from garrison.events.audit import STREAM
 from garrison.logstore import digests, proofs
+from garrison.logstore.segment import SegmentError
 from garrison.server import trail
 from garrison.server.accounts.models import User
 from garrison.server.logs.queries import Hit, search_logs
@@ -79,8 +80,8 @@ def event_with_integrity(actor: User, event_id: str) -> tuple[Hit, Integrity]:
         proof = proofs.prove(stream, hit.offset)
     except NotFoundError:
         return hit, Integrity("pending", "recorded durably; the next hourly checkpoint signs it")
-    except GarrisonError as exc:
-        return hit, Integrity("tampered", str(exc))
+    except (GarrisonError, SegmentError, IndexError, OSError) as exc:
+        return hit, Integrity("tampered", f"the proof cannot be built: {exc}")
     public = stream.signer.public if stream.signer else None
     if public is None:
         return hit, Integrity("pending", "no signing key available to check")
