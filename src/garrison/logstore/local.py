@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from garrison.core.paths import DataDir
@@ -10,6 +11,8 @@ from garrison.core.settings import Settings
 from garrison.logstore.digests import Signer
 from garrison.logstore.export import DirectoryExport
 from garrison.logstore.store import Store, StoreConfig
+
+log = logging.getLogger("garrison.logstore")
 
 
 def signer_for(data: DataDir, keyring: KeyRing) -> Signer:
@@ -31,9 +34,10 @@ def open_store(settings: Settings, *, writable: bool = True) -> Store:
     if not writable:
         return Store(data.logstore, config=config_for(settings))
     signer = signer_for(data, KeyRing.load_or_create(data.kek))
-    export = (
-        DirectoryExport(Path(settings.digest_export_dir), signer)
-        if settings.digest_export_dir
-        else None
-    )
+    export = None
+    if settings.digest_export_dir:
+        try:
+            export = DirectoryExport(Path(settings.digest_export_dir), signer)
+        except OSError as exc:  # the store works without its off-host copy; say so loudly
+            log.error("digest export to %s unavailable: %s", settings.digest_export_dir, exc)
     return Store(data.logstore, signer=signer, config=config_for(settings), on_digest=export)

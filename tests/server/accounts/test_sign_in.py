@@ -214,3 +214,16 @@ def test_open_redirect_refused(admin: Person) -> None:
     )
     r = client.post("/login/verify/?next=https://evil.example/", {"code": admin.code()})
     assert r["Location"] == "/"
+
+
+def test_half_finished_sign_in_dies_with_a_password_change(admin: Person) -> None:
+    """A session past the password step cannot finish once the password has changed."""
+    from garrison.server.accounts import actions  # noqa: PLC0415
+
+    client = https_client()
+    _password_step(client, admin)
+    actions.do_change_password(admin.user, current=admin.password, new="brand new passphrase 77")
+    r = client.post("/login/verify/", {"code": admin.code()})
+    assert r.status_code == 302
+    assert r["Location"].startswith("/login/")
+    assert client.get("/").status_code == 302

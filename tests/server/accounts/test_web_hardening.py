@@ -175,3 +175,17 @@ def test_static_assets_served_without_login() -> None:
     assert r["Content-Type"].startswith("text/css")
     assert client.get("/static/../settings.py").status_code == 404
     assert client.get("/static/console/../../settings.py").status_code == 404
+
+
+def test_reset_link_shown_once_not_kept_in_session(admin: Person) -> None:
+    """An access-reset link is shown on its response only, never stored in the session."""
+    target = make_person("developer")
+    console = signed_in_client(admin)
+    r = console.post(f"/users/{target.user.username}/", {"action": "reset"})
+    assert r.status_code == 200
+    link = r.context["link"]
+    assert "/setup/" in link
+    from garrison.server.accounts.models import UserSession  # noqa: PLC0415
+
+    for row in UserSession.objects.all():
+        assert link.split("/setup/")[1] not in str(row.get_decoded())

@@ -31,9 +31,14 @@ def seal(secret: str) -> str:
     return str(settings.PREPARED.keyring.seal(secret.encode(), purpose=_PURPOSE))
 
 
+def unseal_text(sealed: str) -> str:
+    """Decrypt a TOTP secret sealed by `seal`."""
+    return bytes(settings.PREPARED.keyring.open(sealed, purpose=_PURPOSE)).decode()
+
+
 def unseal(device: TOTPDevice) -> str:
     """Decrypt a stored TOTP secret."""
-    return bytes(settings.PREPARED.keyring.open(device.secret_sealed, purpose=_PURPOSE)).decode()
+    return unseal_text(device.secret_sealed)
 
 
 def provisioning_uri(secret: str, username: str) -> str:

@@ -116,7 +116,11 @@ def _pending_user(request: HttpRequest) -> User | None:
     pending = request.session.get(PENDING)
     if not pending or time.time() - float(pending["at"]) > PENDING_SECONDS:
         return None
-    return User.objects.filter(pk=pending["uid"], is_active=True).first()
+    user = User.objects.filter(pk=pending["uid"], is_active=True).first()
+    changed = user.password_changed_at if user else None
+    if changed is not None and changed.timestamp() > float(pending["at"]):
+        return None  # the password changed after this half-finished sign-in: start over
+    return user
 
 
 @login_not_required
@@ -182,8 +186,9 @@ def setup(request: HttpRequest, token: str) -> HttpResponse:
     except GarrisonError as exc:
         return render(request, "accounts/setup_invalid.html", {"error": exc}, status=404)
     key = f"garrison_setup_{actions.sha256(token)[:16]}"
-    secret = request.session.get(key) or totp.new_secret()
-    request.session[key] = secret
+    sealed = request.session.get(key)
+    secret = totp.unseal_text(sealed) if sealed else totp.new_secret()
+    request.session[key] = totp.seal(secret)  # sessions are DB rows: keep the seed sealed
     first = link.purpose == SetupLink.Purpose.FIRST_ADMIN
     form = SetupForm(request.POST or None)
     status = 200
@@ -241,6 +246,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.POST)
     if form.is_valid():
         try:
+            attempt = throttle.begin(user.username, client_ip(request))
             actions.do_change_password(
                 user,
                 current=form.cleaned_data["current_password"],
@@ -249,6 +255,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
         except GarrisonError as exc:
             messages.error(request, exc.message)
         else:
+            attempt.succeeded()
             update_session_auth_hash(request, user)
             actions.do_end_all_sessions(user, keep_key=request.session.session_key)
             messages.success(request, "Password changed. Your other sessions were ended.")
@@ -362,10 +369,9 @@ def user_action(request: HttpRequest, username: str) -> HttpResponse:
                 role=user.role,
                 user=user,
             )
-            messages.success(
-                request, f"Reset link for {user.username} (shown once): {setup_url(token)}"
-            )
-        elif action in {"activate", "deactivate"}:
+            context = {"person": user, "link": setup_url(token)}
+            return render(request, "accounts/reset_link.html", context)
+        if action in {"activate", "deactivate"}:
             actions.do_update_user(actor, user, is_active=action == "activate")
             messages.success(request, f"{user.username} {action}d.")
         elif action == "role":
