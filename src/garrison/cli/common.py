@@ -83,7 +83,7 @@ def audit_cli(
     error_code: str = "",
 ) -> None:
     """Record a state-changing CLI command on the audit stream (actor: the local OS user)."""
-    import getpass  # noqa: PLC0415  # only state-changing commands pay for these imports
+    import pwd  # noqa: PLC0415  # only state-changing commands pay for these imports
 
     from garrison.events import audit  # noqa: PLC0415
     from garrison.logstore.local import open_store  # noqa: PLC0415
@@ -91,7 +91,8 @@ def audit_cli(
     event = audit.AuditEvent(
         event_id=audit.new_id(),
         time=audit.now_iso(),
-        actor=audit.Actor(type="cli", name=getpass.getuser()),
+        # The real uid, not $USER or $LOGNAME, which the caller can set to anything.
+        actor=audit.Actor(type="cli", name=pwd.getpwuid(os.getuid()).pw_name),
         action=action,
         outcome=outcome,  # type: ignore[arg-type]  # callers pass one of the Outcome literals
         read_only=False,
