@@ -18,7 +18,8 @@ from garrison.server.accounts.roles import MANAGE_ACCOUNTS, SELF_SERVICE, Role
 from garrison.server.api import Pagination, query_choice, query_text
 
 
-def _user(request: Request) -> User:
+def api_user(request: Request) -> User:
+    """The authenticated caller of an API request."""
     user = request.user
     if not isinstance(user, User):  # RolePermission admits only signed-in users; belt and braces
         raise exceptions.NotAuthenticated
@@ -149,7 +150,7 @@ class MeView(APIView):
     @extend_schema(operation_id="me_retrieve", responses=UserSerializer)
     def get(self, request: Request) -> Response:
         """Who am I."""
-        return Response(UserSerializer(_user(request)).data)
+        return Response(UserSerializer(api_user(request)).data)
 
 
 class UserListView(APIView):
@@ -169,7 +170,7 @@ class UserListView(APIView):
     def get(self, request: Request) -> Response:
         """List users the caller may see."""
         rows = queries.users_visible_to(
-            _user(request),
+            api_user(request),
             search=query_text(request, "q"),
             role=query_choice(request, "role", Role.values),
         )
@@ -190,14 +191,14 @@ class UserListView(APIView):
         link: str | None = None
         if v["machine"]:
             user = actions.do_create_machine(
-                _user(request),
+                api_user(request),
                 username=v["username"],
                 role=v["role"],
                 display_name=v["display_name"],
             )
         else:
             user, token = actions.do_invite_person(
-                _user(request),
+                api_user(request),
                 username=v["username"],
                 role=v["role"],
                 minutes=settings.GARRISON.setup_link_minutes,
@@ -215,14 +216,14 @@ class UserDetailView(APIView):
     @extend_schema(operation_id="users_retrieve", responses=UserSerializer)
     def get(self, request: Request, username: str) -> Response:
         """Show a user."""
-        return Response(UserSerializer(queries.access_user(_user(request), username)).data)
+        return Response(UserSerializer(queries.access_user(api_user(request), username)).data)
 
     @extend_schema(
         operation_id="users_update", request=UserUpdateSerializer, responses=UserSerializer
     )
     def patch(self, request: Request, username: str) -> Response:
         """Change role, display name or active flag."""
-        actor = _user(request)
+        actor = api_user(request)
         user = queries.access_user(actor, username)
         data = UserUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -242,7 +243,7 @@ class UserResetAccessView(APIView):
     )
     def post(self, request: Request, username: str) -> Response:
         """Create a reset link (the old password and TOTP keep working until it is used)."""
-        actor = _user(request)
+        actor = api_user(request)
         user = queries.access_user(actor, username)
         token = actions.do_create_setup_link(
             actor,
@@ -270,7 +271,7 @@ class TokenListView(APIView):
     def get(self, request: Request) -> Response:
         """List the caller's tokens (or all)."""
         everyone = query_choice(request, "all", ["true", "false"]) == "true"
-        rows = queries.tokens_visible_to(_user(request), everyone=everyone)
+        rows = queries.tokens_visible_to(api_user(request), everyone=everyone)
         pager = Pagination()
         page = pager.paginate_queryset(rows, request, view=self)
         return pager.get_paginated_response(TokenSerializer(page, many=True).data)
@@ -282,7 +283,7 @@ class TokenListView(APIView):
     )
     def post(self, request: Request) -> Response:
         """Create a token; its secret is in this response only."""
-        actor = _user(request)
+        actor = api_user(request)
         data = TokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -302,12 +303,12 @@ class TokenDetailView(APIView):
     @extend_schema(operation_id="tokens_retrieve", responses=TokenSerializer)
     def get(self, request: Request, token_id: str) -> Response:
         """Show a token (never its secret)."""
-        return Response(TokenSerializer(queries.access_token(_user(request), token_id)).data)
+        return Response(TokenSerializer(queries.access_token(api_user(request), token_id)).data)
 
     @extend_schema(operation_id="tokens_revoke", responses={204: None})
     def delete(self, request: Request, token_id: str) -> Response:
         """Revoke a token at once."""
-        actor = _user(request)
+        actor = api_user(request)
         actions.do_revoke_token(actor, queries.access_token(actor, token_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -321,7 +322,7 @@ class SessionListView(APIView):
     @extend_schema(operation_id="sessions_list", responses=SessionSerializer(many=True))
     def get(self, request: Request) -> Response:
         """List the caller's sessions."""
-        rows = queries.sessions_of(_user(request))
+        rows = queries.sessions_of(api_user(request))
         pager = Pagination()
         page = pager.paginate_queryset(rows, request, view=self)
         data = SessionSerializer(page, many=True, context={"request": request}).data
@@ -336,6 +337,6 @@ class SessionDetailView(APIView):
     @extend_schema(operation_id="sessions_end", responses={204: None})
     def delete(self, request: Request, session_id: str) -> Response:
         """End a session: its cookie stops working at once."""
-        actor = _user(request)
+        actor = api_user(request)
         actions.do_end_session(actor, queries.access_session(actor, session_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

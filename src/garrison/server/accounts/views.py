@@ -44,7 +44,8 @@ BACKEND = "django.contrib.auth.backends.ModelBackend"
 View = Callable[..., HttpResponse]
 
 
-def _actor(request: HttpRequest) -> User:
+def console_user(request: HttpRequest) -> User:
+    """The signed-in user of a console request."""
     user = request.user
     if not isinstance(user, User):  # LoginRequiredMiddleware admits only signed-in users
         raise PermissionDenied
@@ -57,7 +58,7 @@ def role_required(roles: frozenset[Role]) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if _actor(request).role not in roles:
+            if console_user(request).role not in roles:
                 return render(request, "console/denied.html", status=403)
             return view(request, *args, **kwargs)
 
@@ -228,7 +229,7 @@ def setup(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET"])
 def account(request: HttpRequest) -> HttpResponse:
     """One's own security: sessions, recovery codes, password."""
-    user = _actor(request)
+    user = console_user(request)
     context = {
         "sessions": queries.sessions_of(user),
         "current_key": request.session.session_key,
@@ -242,7 +243,7 @@ def account(request: HttpRequest) -> HttpResponse:
 @require_POST
 def change_password(request: HttpRequest) -> HttpResponse:
     """Change one's password; other sessions are ended."""
-    user = _actor(request)
+    user = console_user(request)
     form = PasswordChangeForm(request.POST)
     if form.is_valid():
         try:
@@ -265,14 +266,14 @@ def change_password(request: HttpRequest) -> HttpResponse:
 @require_POST
 def recovery_codes(request: HttpRequest) -> HttpResponse:
     """Make new recovery codes and show them once."""
-    codes = actions.do_regenerate_recovery_codes(_actor(request))
+    codes = actions.do_regenerate_recovery_codes(console_user(request))
     return render(request, "accounts/recovery_codes.html", {"codes": codes})
 
 
 @require_POST
 def end_session(request: HttpRequest, session_id: str) -> HttpResponse:
     """End one of one's sessions."""
-    actor = _actor(request)
+    actor = console_user(request)
     try:
         actions.do_end_session(actor, queries.access_session(actor, session_id))
     except GarrisonError as exc:
@@ -283,7 +284,7 @@ def end_session(request: HttpRequest, session_id: str) -> HttpResponse:
 @require_POST
 def end_all_sessions(request: HttpRequest) -> HttpResponse:
     """Sign out everywhere, this browser included."""
-    actions.do_end_all_sessions(_actor(request))
+    actions.do_end_all_sessions(console_user(request))
     logout(request)
     messages.info(request, "You are signed out everywhere.")
     return redirect("accounts:login")
@@ -292,7 +293,7 @@ def end_all_sessions(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
     """One's API tokens; a new token's secret is shown once."""
-    actor = _actor(request)
+    actor = console_user(request)
     form = TokenForm(request.POST or None)
     secret = None
     if request.method == "POST" and form.is_valid():
@@ -315,7 +316,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke_token(request: HttpRequest, token_id: str) -> HttpResponse:
     """Revoke one of one's tokens."""
-    actor = _actor(request)
+    actor = console_user(request)
     try:
         actions.do_revoke_token(actor, queries.access_token(actor, token_id))
     except GarrisonError as exc:
@@ -329,7 +330,7 @@ def revoke_token(request: HttpRequest, token_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def users(request: HttpRequest) -> HttpResponse:
     """People and machine identities; admins invite from here."""
-    actor = _actor(request)
+    actor = console_user(request)
     form = InviteForm(request.POST or None)
     link = None
     if request.method == "POST":
@@ -357,7 +358,7 @@ def users(request: HttpRequest) -> HttpResponse:
 @require_POST
 def user_action(request: HttpRequest, username: str) -> HttpResponse:
     """Admin actions on one user: change role, (de)activate, reset access."""
-    actor = _actor(request)
+    actor = console_user(request)
     action = request.POST.get("action", "")
     try:
         user = queries.access_user(actor, username)

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from garrison.server.accounts.api import _user
+from garrison.server.accounts.api import api_user
 from garrison.server.accounts.roles import READ_ALL
 from garrison.server.api import query_int, query_text
 from garrison.server.audit import queries
@@ -73,7 +73,7 @@ class AuditEventListView(APIView):
         """Search audit events, newest first."""
         limit = query_int(request, "limit", 50, 1, 500)
         hits = queries.search_audit(
-            _user(request),
+            api_user(request),
             who=query_text(request, "actor"),
             action=query_text(request, "action"),
             outcome=query_text(request, "outcome"),
@@ -93,5 +93,5 @@ class AuditEventDetailView(APIView):
     @extend_schema(operation_id="audit_events_retrieve", responses=EventDetailSerializer)
     def get(self, request: Request, event_id: str) -> Response:
         """An audit event with its integrity status (signed, pending or tampered)."""
-        hit, integrity = queries.event_with_integrity(_user(request), event_id)
+        hit, integrity = queries.event_with_integrity(api_user(request), event_id)
         return Response({**hit.__dict__, "integrity": integrity.__dict__})

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from garrison.core.errors import GarrisonError, NotFoundError
 from garrison.server.accounts.roles import READ_ALL
-from garrison.server.accounts.views import _actor, role_required
+from garrison.server.accounts.views import console_user, role_required
 from garrison.server.audit import queries
 from garrison.server.logs.views import PAGE, _before
 
@@ -23,7 +23,7 @@ def events(request: HttpRequest) -> HttpResponse:
     hits: list[queries.Hit] = []
     try:
         hits = queries.search_audit(
-            _actor(request),
+            console_user(request),
             who=form["actor"],
             action=form["action"],
             outcome=form["outcome"],
@@ -49,7 +49,7 @@ def events(request: HttpRequest) -> HttpResponse:
 def event(request: HttpRequest, event_id: str) -> HttpResponse:
     """One event, its full record and whether it is covered by a valid signed digest."""
     try:
-        hit, integrity = queries.event_with_integrity(_actor(request), event_id)
+        hit, integrity = queries.event_with_integrity(console_user(request), event_id)
     except NotFoundError:
         return render(request, "audit/missing.html", {"event_id": event_id}, status=404)
     pretty = msgspec.json.format(msgspec.json.encode(hit.event), indent=2).decode()

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from garrison.server.accounts.api import _user
+from garrison.server.accounts.api import api_user
 from garrison.server.accounts.roles import READ_ALL
 from garrison.server.api import query_int, query_text
 from garrison.server.audit.api import PAGE_PARAMETERS, HitPageSerializer, page
@@ -31,7 +31,7 @@ class StreamListView(APIView):
     @extend_schema(operation_id="log_streams_list", responses=StreamListSerializer)
     def get(self, request: Request) -> Response:
         """List streams."""
-        return Response({"streams": queries.streams_visible_to(_user(request))})
+        return Response({"streams": queries.streams_visible_to(api_user(request))})
 
 
 class LogSearchView(APIView):
@@ -54,7 +54,7 @@ class LogSearchView(APIView):
         """Events of a stream, newest first."""
         limit = query_int(request, "limit", 50, 1, 500)
         hits = queries.search_logs(
-            _user(request),
+            api_user(request),
             stream=query_text(request, "stream", 32) or "audit",
             text=query_text(request, "q", 2000),
             since=query_text(request, "since"),

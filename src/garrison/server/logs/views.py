@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from garrison.core.errors import GarrisonError
 from garrison.server.accounts.roles import READ_ALL
-from garrison.server.accounts.views import _actor, role_required
+from garrison.server.accounts.views import console_user, role_required
 from garrison.server.logs import queries
 
 PAGE = 50
@@ -47,7 +47,7 @@ def _before(request: HttpRequest) -> int | None:
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     """Search form and newest-first results, paged by offset."""
-    actor = _actor(request)
+    actor = console_user(request)
     streams = queries.streams_visible_to(actor)
     stream = request.GET.get("stream") or ("audit" if "audit" in streams else "")
     form = {k: request.GET.get(k, "") for k in ("q", "since", "until")}
