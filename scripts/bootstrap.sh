@@ -13,7 +13,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_packages=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 if [ "$dev" = 1 ]; then
-  command -v pg_ctlcluster >/dev/null && [ -d /usr/lib/postgresql ] || apt_packages+=(postgresql)
+  # the client alone (psql) may be there: look for the server binary itself
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || apt_packages+=(postgresql)
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v npm >/dev/null || apt_packages+=(npm)
 fi
