@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     retention_audit_days: Days = 400
     retention_days: Days = 90
     digest_export_dir: str = ""
+    digest_webhook_url: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -75,6 +76,7 @@ ALLOWED: dict[str, str] = {
     "retention_days": "days to keep every other log stream, 1 to 3650",
     "digest_export_dir": "empty, or a directory outside the store host's disk (a mount) where "
     "the digest public key and every new digest are copied",
+    "digest_webhook_url": "empty, or an https:// URL that receives every new digest as JSON",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}
@@ -96,12 +98,21 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
             f"invalid setting database_url={_redact_url(url)!r} (from {sources['database_url']}): "
             f"expected {ALLOWED['database_url']}"
         )
+    hook = str(values.get("digest_webhook_url", ""))
+    if hook and urlsplit(hook).scheme != "https" and urlsplit(hook).hostname not in _LOOPBACK:
+        raise ConfigError(
+            f"invalid setting digest_webhook_url={hook!r} "
+            f"(from {sources['digest_webhook_url']}): expected {ALLOWED['digest_webhook_url']}"
+        )
     public = str(values.get("public_url", ""))
     if public and urlsplit(public).scheme != "https":
         raise ConfigError(
             f"invalid setting public_url={public!r} (from {sources['public_url']}): "
             f"expected {ALLOWED['public_url']}"
         )
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def _redact_url(url: str) -> str:

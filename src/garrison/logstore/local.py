@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
-from garrison.logstore.digests import Signer
-from garrison.logstore.export import DirectoryExport
+from garrison.logstore.digests import SignedDigest, Signer
+from garrison.logstore.export import DirectoryExport, WebhookExport
 from garrison.logstore.store import Store, StoreConfig
 
 log = logging.getLogger("garrison.logstore")
@@ -34,10 +35,25 @@ def open_store(settings: Settings, *, writable: bool = True) -> Store:
     if not writable:
         return Store(data.logstore, config=config_for(settings))
     signer = signer_for(data, KeyRing.load_or_create(data.kek))
-    export = None
+    sinks: list[Callable[[SignedDigest], None]] = []
     if settings.digest_export_dir:
         try:
-            export = DirectoryExport(Path(settings.digest_export_dir), signer)
+            sinks.append(DirectoryExport(Path(settings.digest_export_dir), signer))
         except OSError as exc:  # the store works without its off-host copy; say so loudly
             log.error("digest export to %s unavailable: %s", settings.digest_export_dir, exc)
-    return Store(data.logstore, signer=signer, config=config_for(settings), on_digest=export)
+    if settings.digest_webhook_url:
+        sinks.append(WebhookExport(settings.digest_webhook_url, data.logstore / ".webhook-spool"))
+
+    def export(signed: SignedDigest) -> None:
+        for sink in sinks:
+            try:
+                sink(signed)
+            except OSError as exc:  # the digest is durable locally; the copy catches up later
+                log.error("digest export failed: %s", exc)
+
+    return Store(
+        data.logstore,
+        signer=signer,
+        config=config_for(settings),
+        on_digest=export if sinks else None,
+    )
