@@ -1,8 +1,19 @@
-"""`garrison logs`: import files into the store and search it."""
+"""`garrison logs`: parse log files, import them into the store, search it.
+
+``import --format jsonl`` keeps each JSON object as is (adding ``class: application_log``
+when it has none) and quarantines lines that are not JSON objects, as before. For the text
+formats (``sshd``, ``nginx``) every line is a valid log line even when no parser knows its
+shape: such lines go to the target stream as class ``raw`` events with their ``reason``,
+not to quarantine. Only undecodable input (bytes that are not UTF-8) is quarantined.
+``parse`` prints the normalized events as JSON lines and stores nothing.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +26,9 @@ from rich.table import Table
 from garrison.cli.common import DataDirOption, audit_cli, load_settings, out
 from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
+from garrison.events import parsers
+from garrison.events.schema import Event
+from garrison.events.syslog import as_zone
 from garrison.logstore import query
 from garrison.logstore.local import open_store
 from garrison.logstore.store import Store
@@ -24,7 +38,31 @@ app = typer.Typer(help="Import logs into the store and search them.", no_args_is
 
 QUARANTINE = "quarantine"
 BATCH = 5000
-FORMATS = ("jsonl",)
+FORMATS = parsers.FORMATS
+_FORMAT_HELP = "Input format: " + ", ".join(FORMATS) + "."
+ZoneOption = Annotated[
+    str, typer.Option(help="Zone of timestamps that carry none, e.g. UTC or Europe/Zurich.")
+]
+ReferenceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Reference time (ISO 8601) that picks the year of timestamps without one "
+        "(default now)."
+    ),
+]
+
+
+def _line_parser(format_: str, zone: str, reference: str | None) -> Callable[[str | bytes], Event]:
+    if format_ not in FORMATS:
+        raise UsageError(f"unknown format {format_!r}", hint=f"use one of {', '.join(FORMATS)}")
+    try:
+        tz = as_zone(zone)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise UsageError(f"unknown time zone {zone!r}", hint="e.g. UTC or Europe/Zurich") from None
+    moment = None
+    if reference is not None:
+        moment = dt.datetime.fromtimestamp(parse_time_ns(reference) / 1e9, dt.UTC)
+    return parsers.line_parser(format_, reference_time=moment, zone=tz)
 
 
 def _quarantine_event(path: Path, number: int, line: bytes, reason: str) -> dict[str, Any]:
@@ -36,16 +74,42 @@ def _quarantine_event(path: Path, number: int, line: bytes, reason: str) -> dict
     }
 
 
+@app.command("parse")
+def parse_cmd(
+    file: Annotated[Path, typer.Argument(help="File to parse.", exists=True, dir_okay=False)],
+    format_: Annotated[str, typer.Option("--format", help=_FORMAT_HELP)] = "sshd",
+    zone: ZoneOption = "UTC",
+    reference: ReferenceOption = None,
+) -> None:
+    """Print each line of a file as a normalized event (JSON lines); nothing is stored."""
+    parse = _line_parser(format_, zone, reference)
+    encode = msgspec.json.Encoder().encode
+    write = sys.stdout.buffer.write
+    chunk: list[bytes] = []
+    with file.open("rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            chunk.append(encode(parse(line)))
+            if len(chunk) >= BATCH:
+                write(b"\n".join(chunk) + b"\n")
+                chunk = []
+    if chunk:
+        write(b"\n".join(chunk) + b"\n")
+    sys.stdout.flush()
+
+
 @app.command("import")
 def import_cmd(
     file: Annotated[Path, typer.Argument(help="File to import.", exists=True, dir_okay=False)],
     stream: Annotated[str, typer.Option(help="Target stream, e.g. web, ssh, app.")],
-    format_: Annotated[str, typer.Option("--format", help="Input format: jsonl.")] = "jsonl",
+    format_: Annotated[str, typer.Option("--format", help=_FORMAT_HELP)] = "jsonl",
+    zone: ZoneOption = "UTC",
+    reference: ReferenceOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Load a file into a stream; malformed lines go to the `quarantine` stream with a reason."""
-    if format_ not in FORMATS:
-        raise UsageError(f"unknown format {format_!r}", hint=f"use one of {', '.join(FORMATS)}")
+    parse = _line_parser(format_, zone, reference)
     settings = load_settings(data_dir)
     store = open_store(settings)
     decode = msgspec.json.Decoder().decode
@@ -65,14 +129,23 @@ def import_cmd(
                 progress.advance(task, len(line))
                 if not line.strip():
                     continue
-                try:
-                    event = decode(line)
-                except msgspec.DecodeError as exc:
-                    bad.append(_quarantine_event(file, number, line, f"not JSON: {exc}"))
-                    continue
-                if not isinstance(event, dict):
-                    bad.append(_quarantine_event(file, number, line, "not a JSON object"))
-                    continue
+                if format_ == "jsonl":
+                    try:
+                        event = decode(line)
+                    except msgspec.DecodeError as exc:
+                        bad.append(_quarantine_event(file, number, line, f"not JSON: {exc}"))
+                        continue
+                    if not isinstance(event, dict):
+                        bad.append(_quarantine_event(file, number, line, "not a JSON object"))
+                        continue
+                    event.setdefault("class", "application_log")
+                else:
+                    try:
+                        text = line.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        bad.append(_quarantine_event(file, number, line, f"not UTF-8: {exc}"))
+                        continue
+                    event = parse(text)
                 batch.append(event)
                 if len(batch) >= BATCH:
                     imported += len(store.append(stream, batch))
@@ -85,9 +158,14 @@ def import_cmd(
         store.close()
     audit_cli(
         settings,
-        "logs.Import",
+        "cli.logs.import",
         resource=stream,
-        parameters={"file": str(file), "imported": imported, "quarantined": quarantined},
+        parameters={
+            "file": str(file),
+            "format": format_,
+            "imported": imported,
+            "quarantined": quarantined,
+        },
     )
     out.print(f"imported {imported} events into {escape(stream)}")
     if quarantined:

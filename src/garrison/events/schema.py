@@ -39,6 +39,7 @@ OUTCOMES: Final = frozenset({"success", "failure", "unknown"})
 _HOSTNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
 _CACHE_MAX = 65536
 _address_cache: dict[str, tuple[str, str] | None] = {}
+_MISSING: Final[tuple[str, str]] = ("", "missing")  # a sentinel, compared by identity
 
 
 def _classify_address(text: str) -> tuple[str, str] | None:
@@ -56,13 +57,11 @@ def _classify_address(text: str) -> tuple[str, str] | None:
 
 def source_field(text: str) -> tuple[str, str] | None:
     """``("src_ip", normalized)`` or ``("src_host", name)`` for a logged source, else None."""
-    try:
-        return _address_cache[text]
-    except KeyError:
-        pass
-    if len(_address_cache) >= _CACHE_MAX:
-        _address_cache.clear()
-    found = _address_cache[text] = _classify_address(text)
+    found = _address_cache.get(text, _MISSING)
+    if found is _MISSING:
+        if len(_address_cache) >= _CACHE_MAX:
+            _address_cache.clear()
+        found = _address_cache[text] = _classify_address(text)
     return found
 
 
@@ -70,10 +69,12 @@ def set_source(event: Event, text: str | None, prefix: str = "src") -> None:
     """Put a logged source address or name into `event` (``src_ip`` or ``src_host``)."""
     if not text:
         return
-    found = source_field(text)
+    found = _address_cache.get(text, _MISSING)
+    if found is _MISSING:
+        found = source_field(text)
     if found is not None:
         key, value = found
-        event[prefix + key[3:]] = value
+        event[key if prefix == "src" else prefix + key[3:]] = value
 
 
 def raw_event(line: str, reason: str, time: str, **fields: Any) -> Event:

@@ -31,6 +31,8 @@ _KERNEL = re.compile(r"kernel: ?\[ *[\d.]+\]:? ?")
 _PAM_KV = re.compile(r"(\w+)=(\S*)")
 _USER_TAIL = re.compile(r"for (?:(?:invalid|illegal) user )?(\S+)$")
 _INVALID = frozenset({"invalid", "illegal"})
+_PREFIX_START = frozenset("[kefwP")
+_VERB_OUTCOME: Final = {"Failed": "failure", "Accepted": "success"}
 
 
 def _port(event: Event, value: str | None, key: str = "src_port") -> None:
@@ -65,7 +67,7 @@ def _net(event: Event, outcome: str) -> None:
 
 def _attempt(m: re.Match[str], event: Event) -> None:
     verb = m["verb"]
-    _auth(event, {"Failed": "failure", "Accepted": "success"}.get(verb, "unknown"))
+    _auth(event, _VERB_OUTCOME.get(verb, "unknown"))
     method = m["method"]
     event["auth_method"] = method
     _user(event, m)
@@ -385,6 +387,7 @@ _PAM_FAIL = re.compile(
 )
 _RULES["Authentication"].append((_PAM_FAIL, _pam_failure))
 _RULES["authentication"].append((_PAM_FAIL, _pam_failure))
+_RULES["Disconnecting:"] = _RULES["Disconnecting"]
 _PAM_LINE = re.compile(r"(?P<module>pam_\w+)\([^)]*\): (?P<text>.*)")
 
 
@@ -397,16 +400,17 @@ def parse_message(msg: str, event: Event) -> bool:
     if msg.endswith(_PREAUTH):
         msg = msg[: -len(_PREAUTH)]
         event["preauth"] = True
-    if msg.startswith("[ID ") and (m := _SOLARIS.match(msg)):
-        msg = msg[m.end() :]
-    if msg.startswith("kernel:") and (m := _KERNEL.match(msg)):
-        msg = msg[m.end() :]
-    for level in _LEVELS:
-        if msg.startswith(level):
-            event["level"] = level[:-2]
-            msg = msg[len(level) :]
-            break
-    msg = msg.removeprefix("PAM: ")
+    if msg[:1] in _PREFIX_START:
+        if msg.startswith("[ID ") and (m := _SOLARIS.match(msg)):
+            msg = msg[m.end() :]
+        if msg.startswith("kernel:") and (m := _KERNEL.match(msg)):
+            msg = msg[m.end() :]
+        for level in _LEVELS:
+            if msg.startswith(level):
+                event["level"] = level[:-2]
+                msg = msg[len(level) :]
+                break
+        msg = msg.removeprefix("PAM: ")
     head = msg.split(" ", 1)[0]
     rules = _RULES.get(head)
     if rules:

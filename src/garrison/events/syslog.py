@@ -52,7 +52,7 @@ def as_zone(zone: dt.tzinfo | str) -> dt.tzinfo:
 class Clock:
     """Turns logged timestamps into UTC ISO 8601, against a reference time and a zone."""
 
-    def __init__(self, reference: dt.datetime | None = None, zone: dt.tzinfo | str = "UTC"):
+    def __init__(self, reference: dt.datetime | None = None, zone: dt.tzinfo | str = "UTC") -> None:
         self.zone = as_zone(zone)
         reference = reference or dt.datetime.now(_UTC)
         if reference.tzinfo is None:
@@ -199,20 +199,10 @@ def parse_header(line: str, clock: Clock) -> Header | None:
             False,
         )
     if m := _BSD.match(line):
-        iso_text = m["iso"]
-        time = (
-            clock.iso(iso_text) if iso_text else clock.bsd(m["mon"], m["day"], m["hms"], m["frac"])
-        )
+        mon, day, hms, frac, iso_text, host, prog, pid, bprog, msg = m.groups()
+        time = clock.iso(iso_text) if iso_text else clock.bsd(mon, day, hms, frac)
         if time is not None:
-            pid = m["pid"]
-            return (
-                time,
-                m["host"],
-                m["prog"] or m["bprog"],
-                int(pid) if pid else None,
-                m["msg"],
-                False,
-            )
+            return (time, host, prog or bprog, int(pid) if pid else None, msg, False)
     if m := _JOURNAL.match(line):
         return (clock.reference_iso, m["host"], m["prog"], int(m["pid"]), m["msg"], True)
     return None
