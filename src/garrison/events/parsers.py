@@ -14,6 +14,7 @@ from typing import Final
 
 import msgspec
 
+from garrison.core.errors import UsageError
 from garrison.events import nginx
 from garrison.events.schema import Event, raw_event
 from garrison.events.sshd import SshdParser
@@ -23,8 +24,8 @@ FORMATS: Final = ("jsonl", "sshd", "nginx")
 _decode_json = msgspec.json.Decoder().decode
 
 
-class UnknownFormatError(ValueError):
-    """A format name that is not in `FORMATS`."""
+class UnknownFormatError(UsageError):
+    """A format name that is not in `FORMATS` (exit 2 at the CLI, 400 in the API)."""
 
 
 def _jsonl(clock: Clock) -> Callable[[str], Event]:
