@@ -29,6 +29,7 @@ from garrison.server import trail
 from garrison.server.accounts import actions
 from garrison.server.accounts.models import APIToken, User
 from garrison.server.accounts.sessions import META_USER, SessionStore
+from garrison.server.fleet.actions import do_add_host as add_host
 from tests.factories import Person, make_person, make_token
 
 SCHEMA: dict[str, Any] = SchemaGenerator().get_schema(request=None, public=True)
@@ -116,7 +117,9 @@ def world(db: None) -> World:
             read_only=True,
         )
     )
+    host, _ = add_host(admin.user, name="web-1.test", zone="z1", minutes=5)
     values = {
+        "name": host.name,
         "event_id": event_id,
         "username": target.user.username,
         "token_id": spare.public_id,
@@ -190,6 +193,11 @@ def test_operation_contract(op: Operation, world: World) -> None:
     anonymous = call(APIClient(), op, url)
     assert_refused(anonymous, 401, "not_authenticated")
     assert anonymous["WWW-Authenticate"].startswith("Bearer")
+    if op.spec.get("x-garrison-auth") == "join-token":
+        # The agent's join call takes a one-time join token, never a user's API token.
+        user_token = bearer(make_token(world.admin.user))
+        assert_refused(call(user_token, op, url), 401, "not_authenticated")
+        return
 
     auditor = make_person("auditor")
     auditor_client = bearer(make_token(auditor.user, write=False))

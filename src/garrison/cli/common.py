@@ -106,3 +106,15 @@ def audit_cli(
         audit.AuditTrail(store).record(event)
     finally:
         store.close()
+
+
+def configure_logging(settings: garrison_settings.Settings) -> None:
+    """Log to stderr at the configured level, secrets redacted (roles without Django)."""
+    import logging  # noqa: PLC0415  # roles only
+
+    from garrison.core.redact import RedactFilter  # noqa: PLC0415
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)

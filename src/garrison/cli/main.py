@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from garrison import __version__
-from garrison.cli import admin, config, logs, pki, server, store, up
+from garrison.cli import admin, agent, collector, config, host, logs, pki, server, store, up
 from garrison.cli.common import err
 from garrison.core.errors import GarrisonError
 
@@ -21,10 +21,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("server", help="Run the control plane (console and API) over HTTPS.")(server.server)
+app.command("collector", help="Receive agents' batches over mTLS into the log store.")(
+    collector.collector
+)
 app.command("up", help="Run every role on this machine, supervised (the embedded default).")(up.up)
 app.add_typer(admin.app, name="admin")
+app.add_typer(agent.app, name="agent")
 app.add_typer(pki.app, name="pki")
 app.add_typer(config.app, name="config")
+app.add_typer(host.app, name="host")
 app.add_typer(logs.app, name="logs")
 app.add_typer(store.app, name="store")
 

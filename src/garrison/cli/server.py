@@ -13,7 +13,7 @@ from garrison.cli.common import setup_django as _setup_django
 from garrison.core.pki import CertificateAuthority
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
-from garrison.core.tls import load_certificate, server_context
+from garrison.core.tls import renew_if_due, server_context
 
 log = logging.getLogger("garrison.server")
 CERT_NAME = "server"
@@ -33,10 +33,8 @@ async def _renew_forever(
 ) -> None:
     while True:
         await asyncio.sleep(RENEW_CHECK_SECONDS)
-        current = ca.current(CERT_NAME)
-        issued = ca.ensure_server(CERT_NAME, hosts)
-        if current is None or issued.not_after != current.not_after:
-            load_certificate(ctx, issued, keyring, CERT_NAME)
+        issued = renew_if_due(ctx, ca, keyring, CERT_NAME, hosts)
+        if issued is not None:
             log.info("server certificate renewed; valid until %s", issued.not_after.isoformat())
 
 

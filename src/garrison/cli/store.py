@@ -12,7 +12,14 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.markup import escape
 
-from garrison.cli.common import DataDirOption, audit_cli, err, load_settings, out
+from garrison.cli.common import (
+    DataDirOption,
+    audit_cli,
+    configure_logging,
+    err,
+    load_settings,
+    out,
+)
 from garrison.core.errors import NotFoundError, UsageError
 from garrison.core.paths import DataDir
 from garrison.logstore import digests, proofs, query, verify
@@ -205,6 +212,7 @@ def checkpoint_cmd(data_dir: DataDirOption = None) -> None:
 def serve_cmd(data_dir: DataDirOption = None) -> None:
     """Run store maintenance forever: seal, hourly checkpoints, retention (a `garrison up` role)."""
     settings = load_settings(data_dir)
+    configure_logging(settings)
     store = open_store(settings)
     out.print("log store maintenance running")
     try:

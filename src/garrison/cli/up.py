@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import socket
+
 from rich.markup import escape
 
 from garrison.cli.common import (
@@ -15,9 +18,31 @@ from garrison.cli.common import (
     setup_django,
 )
 from garrison.cli.server import CERT_NAME, server_hosts
+from garrison.core.pki import HOST_RE
 from garrison.core.registry import ROLES
+from garrison.core.settings import Settings
 from garrison.core.supervisor import Supervisor
 from garrison.logstore.local import open_store
+
+
+def _enroll_local_agent(settings: Settings) -> None:
+    """Give this machine's own agent an identity (once; it renews itself from then on)."""
+    from django.db import transaction  # noqa: PLC0415  # after setup
+
+    from garrison.agent.identity import Identity, new_key_and_csr  # noqa: PLC0415
+    from garrison.server.fleet import actions as fleet  # noqa: PLC0415
+
+    identity = Identity(settings.data_path / "agent" / "identity")
+    if identity.exists():
+        return
+    name = socket.gethostname().lower()
+    if not re.fullmatch(HOST_RE, name):
+        name = "localhost"
+    key_pem, csr = new_key_and_csr(name)
+    with transaction.atomic():
+        joined = fleet.do_enroll_local_host(name, csr)
+        audit_cli(settings, "cli.up.enroll-local-host", resource=name)
+    identity.save(key_pem, joined.certificate_pem.encode(), joined.ca_pem.encode())
 
 
 def up(
@@ -39,6 +64,7 @@ def up(
         ca = certificate_authority(django_settings.PREPARED)
         ca.ensure_server(CERT_NAME, server_hosts(settings))
         open_store(settings).close()  # make the digest key before two roles race to
+        _enroll_local_agent(settings)
         link = None
         if not User.objects.filter(is_machine=False).exists():
             with transaction.atomic():

@@ -39,6 +39,11 @@ class DataDir:
         return self.keys / "logstore-ed25519.pem"
 
     @property
+    def revocations(self) -> Path:
+        """Revoked host names and certificate serials, read by the collector."""
+        return self.pki / "revoked-hosts.json"
+
+    @property
     def sqlite(self) -> Path:
         """The control-plane database on the embedded default."""
         return self.root / "garrison.sqlite3"

@@ -10,19 +10,28 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from garrison.core.errors import CryptoError, NotFoundError
+from garrison.core.errors import CryptoError, NotFoundError, ValidationError
 from garrison.core.secrets import KeyRing
 
 CA_DAYS = 3650
 SERVER_DAYS = 30
+#: Bounds of a host's client certificate life, in minutes (short-lived: renewed, never revoked
+#: for long).
+CLIENT_MINUTES_MIN, CLIENT_MINUTES_MAX = 5, 1440
+#: A host identity: a DNS name (letters, digits, '-' and '.'), at most 253 characters.
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,69 @@ class CertificateAuthority:
         )
         _write_private(issued.cert, chain)
         return issued
+
+    def sign_client(self, csr_pem: bytes, host: str, minutes: int) -> bytes:
+        """Issue a short-lived TLS client certificate for `host` from its CSR.
+
+        The CSR's signature must verify (the host holds the key); its subject and extensions are
+        ignored: the certificate names `host` only (CN and SAN DNS), allows client
+        authentication only and is not a CA. Returns the PEM chain, leaf then CA.
+        """
+        if not CLIENT_MINUTES_MIN <= minutes <= CLIENT_MINUTES_MAX:
+            raise ValidationError(
+                f"a client certificate lives {CLIENT_MINUTES_MIN} to {CLIENT_MINUTES_MAX} "
+                f"minutes, not {minutes}"
+            )
+        if not HOST_RE.match(host):
+            raise ValidationError(f"invalid host name {host!r}: use a DNS name")
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError:
+            raise ValidationError("the certificate request is not a PEM CSR") from None
+        if not csr.is_signature_valid:
+            raise ValidationError("the certificate request's signature does not verify")
+        public = csr.public_key()
+        if isinstance(public, rsa.RSAPublicKey):
+            if public.key_size < 2048:
+                raise ValidationError("an RSA client key must have at least 2048 bits")
+        elif not isinstance(public, ec.EllipticCurvePublicKey):
+            raise ValidationError("the client key must be ECDSA or RSA")
+        ca_cert, ca_key = self.certificate(), self._private_key()
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(minutes=minutes))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    content_commitment=False,
+                    key_encipherment=isinstance(public, rsa.RSAPublicKey),
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
+            serialization.Encoding.PEM
+        )
 
     def current(self, name: str) -> Issued | None:
         """The certificate issued under `name`, if any."""

@@ -22,4 +22,6 @@ class Role:
 ROLES: tuple[Role, ...] = (
     Role("server", "control plane: console and API over HTTPS", ("server",)),
     Role("store", "log store maintenance: seal, sign hourly, retention", ("store", "serve")),
+    Role("collector", "agents' batches over mTLS into the log store", ("collector",)),
+    Role("agent", "this machine's own logs, shipped to the collector", ("agent", "run")),
 )

@@ -27,6 +27,7 @@ Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Minutes = Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 60)]
 Hours = Annotated[int, msgspec.Meta(ge=1, le=24 * 30)]
 Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+CertMinutes = Annotated[int, msgspec.Meta(ge=5, le=1440)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -46,6 +47,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     retention_days: Days = 90
     digest_export_dir: str = ""
     digest_webhook_url: str = ""
+    host_cert_minutes: CertMinutes = 60
+    collector_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    agent_watch: str = ""
+
+    @property
+    def collector_listen_port(self) -> int:
+        """The collector's port: `collector_port`, or the console's port + 1."""
+        return self.collector_port or self.port + 1
 
     @property
     def data_path(self) -> Path:
@@ -77,6 +86,10 @@ ALLOWED: dict[str, str] = {
     "digest_export_dir": "empty, or a directory outside the store host's disk (a mount) where "
     "the digest public key and every new digest are copied",
     "digest_webhook_url": "empty, or an https:// URL that receives every new digest as JSON",
+    "host_cert_minutes": "lifetime of host client certificates in minutes, 5 to 1440",
+    "collector_port": "the collector's port for agents (mTLS), 1 to 65535, or 0 for port + 1",
+    "agent_watch": "comma-separated FORMAT:STREAM:PATH the local agent follows; empty for "
+    "the auth and nginx logs",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

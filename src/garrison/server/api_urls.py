@@ -4,6 +4,7 @@ from django.urls import path
 
 from garrison.server.accounts import api as accounts
 from garrison.server.audit import api as audit
+from garrison.server.fleet import api as fleet
 from garrison.server.logs import api as logs
 
 app_name = "api"
@@ -22,6 +23,9 @@ urlpatterns = [
     path("sessions/<str:session_id>", accounts.SessionDetailView.as_view(), name="session"),
     path("audit/events", audit.AuditEventListView.as_view(), name="audit-events"),
     path("audit/events/<str:event_id>", audit.AuditEventDetailView.as_view(), name="audit-event"),
+    path("hosts", fleet.HostListView.as_view(), name="hosts"),
+    path("agent/join", fleet.HostJoinView.as_view(), name="agent-join"),
+    path("hosts/<str:name>", fleet.HostDetailView.as_view(), name="host"),
     path("logs/streams", logs.StreamListView.as_view(), name="log-streams"),
     path("logs/search", logs.LogSearchView.as_view(), name="log-search"),
 ]

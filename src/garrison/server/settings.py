@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "garrison.server.accounts",
     "garrison.server.audit",
     "garrison.server.logs",
+    "garrison.server.fleet",
     "garrison.server.console",
 ]
 

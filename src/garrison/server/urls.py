@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include("garrison.server.api_urls")),
     path("", include("garrison.server.audit.urls")),
     path("", include("garrison.server.logs.urls")),
+    path("", include("garrison.server.fleet.urls")),
     path("static/<path:name>", console_views.static, name="static"),
     path("healthz", console_views.healthz, name="healthz"),
 ]

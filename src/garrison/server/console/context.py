@@ -10,7 +10,7 @@ from garrison import __version__
 SECTIONS = [
     ("console:findings", "Findings"),
     ("logs:search", "Logs"),
-    ("console:hosts", "Hosts"),
+    ("fleet:hosts", "Hosts"),
     ("console:access", "Access"),
     ("console:backups", "Backups"),
     ("console:trust", "Trust"),

@@ -1,0 +1,1 @@
+"""The host agent: joins the fleet, tails and parses logs, ships them, renews its certificate."""

@@ -1,0 +1,180 @@
+"""The agent loop: tail each source, parse at the edge, spool, ship, renew the certificate.
+
+Exactly once, end to end: a batch is spooled durably (with the tail position it ends at)
+before the tail cursor is committed, and its id is derived from where it starts, so after a
+crash the agent rolls the cursor forward to the newest spooled batch instead of reading those
+lines again; the collector acknowledges a re-sent batch id without storing it twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from garrison.agent.identity import Identity, new_key_and_csr
+from garrison.core.errors import GarrisonError
+from garrison.events.parsers import make_parser
+from garrison.pipeline.ship import ShipError, Shipper
+from garrison.pipeline.spool import Spool
+from garrison.pipeline.tail import Position, Tailer
+
+log = logging.getLogger("garrison.agent")
+
+BATCH_LINES = 1000
+SPOOL_BYTES = 256 * 1024 * 1024
+_HEADER_END = b"\n"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file the agent watches: its path, its format and the stream it goes to."""
+
+    path: Path
+    format: str
+    stream: str
+
+    @property
+    def key(self) -> str:
+        """A short stable name for the source's state files."""
+        return hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
+
+    @classmethod
+    def parse(cls, spec: str) -> Source:
+        """`FORMAT:STREAM:PATH`, e.g. ``sshd:ssh:/var/log/auth.log``."""
+        try:
+            format_, stream, path = spec.split(":", 2)
+        except ValueError:
+            raise GarrisonError(f"cannot read --watch {spec!r}: use FORMAT:STREAM:PATH") from None
+        return cls(Path(path), format_, stream)
+
+
+def _batch_id(source: Source, start: Position | None, count: int) -> str:
+    where = dataclasses.astuple(start) if start else ()
+    digest = hashlib.sha256(json.dumps([source.key, where, count]).encode()).hexdigest()
+    return f"{source.key}.{digest[:32]}"
+
+
+class _Follower:
+    """One source: its tailer, parser and spool."""
+
+    def __init__(self, source: Source, state: Path) -> None:
+        self.source = source
+        base = state / "sources" / source.key
+        self.tailer = Tailer(source.path, base / "cursor.json")
+        self.spool = Spool(base / "spool", SPOOL_BYTES, on_drop=self._dropped)
+        self.parse = make_parser(source.format)
+        self._roll_forward()
+
+    def _dropped(self, batch_id: str, size: int) -> None:
+        log.error(
+            "agent: spool of %s full: dropped the oldest batch %s (%d bytes)",
+            self.source.path,
+            batch_id,
+            size,
+        )
+
+    def _roll_forward(self) -> None:
+        """A batch spooled just before a crash already holds lines past the cursor."""
+        newest = self.spool.newest()
+        if newest is not None:
+            header, _ = newest[1].split(_HEADER_END, 1)
+            end = Position(**msgspec.json.decode(header))
+            self.tailer.commit(end)
+            self.tailer.close()
+            self.tailer = Tailer(self.source.path, self.tailer.cursor_file)
+
+    def read(self, shipper: Shipper) -> int:
+        """Move up to one batch of new lines into the spool; how many lines."""
+        start = self.tailer.position
+        lines = self.tailer.poll(BATCH_LINES)
+        if not lines:
+            return 0
+        end = self.tailer.position or lines[-1].position
+        events: list[dict[str, Any]] = [
+            self.parse(line.data.decode("utf-8", "backslashreplace")) for line in lines
+        ]
+        batch_id = _batch_id(self.source, start, len(lines))
+        body = shipper.encode_batch(batch_id, self.source.stream, events)
+        header = msgspec.json.encode(dataclasses.asdict(end))
+        self.spool.put(batch_id, header + _HEADER_END + body)
+        self.tailer.commit(end)
+        return len(lines)
+
+    def ship(self, shipper: Shipper) -> int:
+        """Deliver spooled batches oldest first until the spool is empty or the collector fails."""
+        sent = 0
+        while (item := self.spool.peek()) is not None:
+            batch_id, payload = item
+            shipper.send(payload.split(_HEADER_END, 1)[1])
+            self.spool.ack(batch_id)
+            sent += 1
+        return sent
+
+    def close(self) -> None:
+        self.tailer.close()
+        self.spool.close()
+
+
+class Agent:
+    """Follows its sources and ships them to the collector as its host."""
+
+    def __init__(self, state: Path, collector_url: str, sources: list[Source]) -> None:
+        self.identity = Identity(state / "identity")
+        if not self.identity.exists():
+            raise GarrisonError(
+                f"this host has not joined (no identity in {self.identity.directory})",
+                hint="run `garrison agent join --server URL --token TOKEN` first",
+            )
+        self.collector_url = collector_url
+        self.followers = [_Follower(s, state) for s in sources]
+        self.shipper = Shipper(collector_url, self.identity.context())
+
+    def renew_if_due(self) -> bool:
+        """Get a new certificate (and key) from the collector when a third of its life is left."""
+        if not self.identity.due_for_renewal():
+            return False
+        key_pem, csr = new_key_and_csr(self.identity.host())
+        reply = self.shipper.request(
+            "POST",
+            "/v1/renew",
+            json.dumps({"csr": csr.decode()}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        self.identity.save(key_pem, reply["certificate"].encode())
+        self.shipper = Shipper(self.collector_url, self.identity.context())
+        log.info("agent: certificate renewed until %s", self.identity.not_after().isoformat())
+        return True
+
+    def step(self) -> tuple[int, int]:
+        """One round: read new lines of every source, then ship; (lines read, batches sent)."""
+        read = sum(f.read(self.shipper) for f in self.followers)
+        sent = 0
+        try:
+            self.renew_if_due()
+            sent = sum(f.ship(self.shipper) for f in self.followers)
+        except ShipError as exc:
+            log.warning("agent: collector unavailable, keeping batches spooled: %s", exc)
+        return read, sent
+
+    def run(self, stop: threading.Event, idle: float = 0.5) -> None:
+        """Loop until `stop` is set; back off while the collector is down."""
+        backoff = idle
+        while not stop.is_set():
+            read, sent = self.step()
+            pending = any(f.spool.count for f in self.followers)
+            backoff = idle if (sent or not pending) else min(backoff * 2, 30.0)
+            if not read:
+                stop.wait(backoff)
+
+    def close(self) -> None:
+        """Release files."""
+        for follower in self.followers:
+            follower.close()

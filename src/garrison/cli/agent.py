@@ -1,0 +1,76 @@
+"""`garrison agent`: join the fleet with a one-time token, then ship this host's logs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from garrison.cli.common import DataDirOption, configure_logging, load_settings, out
+
+app = typer.Typer(
+    help="The host agent: join, then tail, parse and ship logs.", no_args_is_help=True
+)
+
+#: What `garrison agent run` watches by default (files that do not exist yet are waited for).
+DEFAULT_WATCH = (
+    "sshd:ssh:/var/log/auth.log",
+    "nginx:web:/var/log/nginx/access.log",
+    "nginx:web:/var/log/nginx/error.log",
+)
+
+
+@app.command("join")
+def join_cmd(
+    server: Annotated[str, typer.Option(help="The console URL, https://HOST:PORT.")],
+    token: Annotated[str, typer.Option(help="The join token from `garrison host add`.")],
+    server_ca: Annotated[
+        Path | None, typer.Option(help="CA file to trust for the server (Garrison's ca.crt).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make this host's key, spend the join token, keep the first certificate."""
+    from garrison.agent.identity import Identity, join  # noqa: PLC0415  # agent-only imports
+
+    settings = load_settings(data_dir)
+    identity = Identity(settings.data_path / "agent" / "identity")
+    host = join(identity, server, token, server_ca)
+    out.print(
+        f"joined as {escape(host)}; certificate valid until {identity.not_after().isoformat()}"
+    )
+
+
+@app.command("run")
+def run_cmd(
+    collector: Annotated[
+        str | None, typer.Option(help="https://HOST:PORT of the collector (default: this host).")
+    ] = None,
+    watch: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="FORMAT:STREAM:PATH to follow (repeatable); default auth and nginx logs."
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Follow the sources and ship them until SIGTERM or Ctrl-C."""
+    from garrison.agent.daemon import Agent, Source  # noqa: PLC0415  # agent-only imports
+
+    settings = load_settings(data_dir)
+    configure_logging(settings)
+    url = collector or f"https://127.0.0.1:{settings.collector_listen_port}"
+    configured = [s.strip() for s in settings.agent_watch.split(",") if s.strip()]
+    sources = [Source.parse(spec) for spec in (watch or configured or DEFAULT_WATCH)]
+    agent = Agent(settings.data_path / "agent", url, sources)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    out.print(f"agent shipping {len(sources)} sources to {escape(url)}")
+    try:
+        agent.run(stop)
+    finally:
+        agent.close()

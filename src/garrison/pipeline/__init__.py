@@ -1,0 +1,1 @@
+"""Moving events off hosts: tail, spool, ship, collect."""
