@@ -28,7 +28,7 @@ from garrison.pipeline.tail import Position, Tailer
 
 log = logging.getLogger("garrison.agent")
 
-BATCH_LINES = 1000
+BATCH_LINES = 5000
 SPOOL_BYTES = 256 * 1024 * 1024
 _HEADER_END = b"\n"
 
