@@ -7,6 +7,15 @@ import secrets
 from pathlib import Path
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a create, rename or unlink in directory `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def create_private(path: Path, data: bytes) -> bool:
     """Create `path` (0600) holding `data`, all or nothing; False if it already existed.
 
@@ -27,11 +36,7 @@ def create_private(path: Path, data: bytes) -> bool:
             return False
     finally:
         tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
     return True
 
 
@@ -45,8 +50,4 @@ def replace_private(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)

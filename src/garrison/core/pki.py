@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from garrison.core.errors import CryptoError, NotFoundError, ValidationError
+from garrison.core.files import replace_private
 from garrison.core.secrets import KeyRing
 
 CA_DAYS = 3650
@@ -45,16 +45,6 @@ class Issued:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _encrypted_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
@@ -125,7 +115,7 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(self.key_path, _encrypted_pem(key, self.keyring.passphrase("ca")))
+        replace_private(self.key_path, _encrypted_pem(key, self.keyring.passphrase("ca")))
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cert
 
@@ -200,11 +190,11 @@ class CertificateAuthority:
         issued = Issued(
             self.dir / f"{name}.crt", self.dir / f"{name}.key", cert.not_valid_after_utc
         )
-        _write_private(issued.key, _encrypted_pem(key, self.keyring.passphrase(name)))
+        replace_private(issued.key, _encrypted_pem(key, self.keyring.passphrase(name)))
         chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
             serialization.Encoding.PEM
         )
-        _write_private(issued.cert, chain)
+        replace_private(issued.cert, chain)
         return issued
 
     def sign_client(self, csr_pem: bytes, host: str, minutes: int) -> bytes:

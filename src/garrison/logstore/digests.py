@@ -19,8 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from garrison.core.files import create_private
-from garrison.logstore.segment import fsync_dir
+from garrison.core.files import create_private, fsync_dir
 
 
 class SegmentRef(msgspec.Struct, frozen=True):

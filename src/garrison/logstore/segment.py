@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 import zstandard
 
+from garrison.core.files import fsync_dir
 from garrison.logstore import merkle
 from garrison.logstore.frames import Frame, Index, index, leaf_hashes, scan
 
@@ -63,15 +64,6 @@ def name_for(first: int, suffix: str) -> str:
 def first_of(path: Path) -> int:
     """The first offset encoded in a segment file name."""
     return int(path.name[:20])
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def block_root(frames: Sequence[Frame]) -> bytes:

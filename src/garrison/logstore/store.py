@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from garrison.core.errors import StoreCorruptError, StoreError, UsageError
+from garrison.core.files import fsync_dir
 from garrison.logstore import digests, frames, merkle, segment
 from garrison.logstore.digests import Checkpoint, Digest, SegmentRef, SignedDigest, Signer
 from garrison.logstore.frames import Frame
@@ -208,7 +209,7 @@ class Stream:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         _write_all(fd, LOG_HEADER.pack(LOG_MAGIC, time.time_ns()))
         os.fsync(fd)
-        segment.fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self._set_active(path, fd, first, created_ns=time.time_ns(), count=0)
 
     def _set_active(self, path: Path, fd: int, first: int, *, created_ns: int, count: int) -> None:
@@ -416,7 +417,7 @@ class Stream:
         old = self.active_path
         self._create_active(footer.first + footer.count)
         old.unlink()
-        segment.fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def _uncovered(self, exclude: str = "") -> list[SegmentRef]:
         """Sealed segments that no digest names yet (a crash between seal and digest)."""
@@ -532,7 +533,7 @@ class Stream:
             )
             for path in due:
                 path.unlink()
-            segment.fsync_dir(self.dir)
+            fsync_dir(self.dir)
             self._sealed = [p for p in self._sealed if p not in due]
             self._firsts = [segment.first_of(p) for p in self._sealed]
             return [p.name for p in due]
@@ -704,7 +705,7 @@ class Store:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        segment.fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def records_since(self, stream: str, offset: int) -> int:
         """How many records exist at or after `offset` (consumer lag)."""

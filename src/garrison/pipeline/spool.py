@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 
 from garrison.core.errors import ConflictError, UsageError, ValidationError
+from garrison.core.files import fsync_dir
 
 log = logging.getLogger("garrison.pipeline.spool")
 
@@ -103,7 +104,7 @@ class Spool:
             size = entry.stat().st_size
             found.append(_Entry(int(match.group(1)), match.group(2), size))
         if removed:
-            self._fsync_dir()
+            fsync_dir(self.directory)
         for item in sorted(found, key=lambda e: e.sequence):
             if item.batch_id in self._entries:
                 continue  # cannot happen through `put`; keep the older copy
@@ -112,14 +113,7 @@ class Spool:
         self._next = max((e.sequence for e in found), default=-1) + 1
         if self._size > self.max_bytes:
             self._make_room(0)
-            self._fsync_dir()
-
-    def _fsync_dir(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fsync_dir(self.directory)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -196,7 +190,7 @@ class Spool:
             raise
         os.close(fd)
         tmp.replace(final)
-        self._fsync_dir()
+        fsync_dir(self.directory)
         self._next += 1
         self._entries[batch_id] = entry
         self._size += entry.size
@@ -229,7 +223,7 @@ class Spool:
         if entry is None:
             return False
         self._remove(entry)
-        self._fsync_dir()
+        fsync_dir(self.directory)
         return True
 
     def close(self) -> None:

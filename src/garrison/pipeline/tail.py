@@ -44,6 +44,7 @@ from types import TracebackType
 import msgspec
 
 from garrison.core.errors import GarrisonError, UsageError
+from garrison.core.files import fsync_dir
 
 log = logging.getLogger("garrison.pipeline.tail")
 
@@ -98,14 +99,6 @@ def fingerprint(fd: int, size: int) -> str:
     """SHA-256 (hex) of the first `size` bytes of the open file `fd`."""
     data = os.pread(fd, size, 0) if size else b""
     return hashlib.sha256(data).hexdigest() if len(data) == size else ""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Open:
@@ -211,7 +204,7 @@ class Tailer:
         finally:
             os.close(fd)
         tmp.replace(self.cursor_file)
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
     @property
     def position(self) -> Position | None:
