@@ -17,7 +17,7 @@ from typing import Final
 from urllib.parse import unquote
 
 from garrison.events.schema import Event, raw_event, set_source
-from garrison.events.syslog import Clock, parse_header
+from garrison.events.syslog import Clock, application_event, parse_header
 
 _QUOTED = r"[^\"\\]*(?:\\.[^\"\\]*)*"
 _ACCESS = re.compile(
@@ -183,15 +183,6 @@ def parse(line: str, clock: Clock) -> Event:
             event["host"] = host
         event["raw"] = line
         return event
-    event = {"time": time, "class": "application_log"}
-    if inferred:
-        event["time_inferred"] = True
-    if host is not None:
-        event["host"] = host
-    if program is not None:
-        event["process"] = program
-    if pid is not None:
-        event["pid"] = pid
-    event["message"] = msg
+    event = application_event(time, host, program, pid, msg, inferred)
     event["raw"] = line
     return event

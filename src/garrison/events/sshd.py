@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from garrison.events.schema import Event, raw_event, set_source
-from garrison.events.syslog import Clock, parse_header
+from garrison.events.syslog import Clock, application_event, parse_header
 
 Handler = Callable[["re.Match[str]", Event], None]
 
@@ -440,16 +440,7 @@ class SshdParser:
                 line, "not a syslog or journal line", self.clock.reference_iso, time_inferred=True
             )
         time, host, program, pid, msg, inferred = header
-        event: Event = {"time": time, "class": "application_log"}
-        if inferred:
-            event["time_inferred"] = True
-        if host is not None:
-            event["host"] = host
-        if program is not None:
-            event["process"] = program
-        if pid is not None:
-            event["pid"] = pid
-        event["message"] = msg
+        event = application_event(time, host, program, pid, msg, inferred)
         if _is_sshd(program) and parse_message(msg, event) and self.correlate and pid is not None:
             self._correlate(event, host, pid)
         event["raw"] = line

@@ -17,6 +17,8 @@ import re
 import zoneinfo
 from typing import Final
 
+from garrison.events.schema import Event
+
 _UTC = dt.UTC
 _MONTHS: Final = {
     name: number
@@ -206,3 +208,20 @@ def parse_header(line: str, clock: Clock) -> Header | None:
     if m := _JOURNAL.match(line):
         return (clock.reference_iso, m["host"], m["prog"], int(m["pid"]), m["msg"], True)
     return None
+
+
+def application_event(
+    time: str, host: str | None, program: str | None, pid: int | None, msg: str, inferred: bool
+) -> Event:
+    """The generic event of a syslog-carried line (sources refine it when they recognise it)."""
+    event: Event = {"time": time, "class": "application_log"}
+    if inferred:
+        event["time_inferred"] = True
+    if host is not None:
+        event["host"] = host
+    if program is not None:
+        event["process"] = program
+    if pid is not None:
+        event["pid"] = pid
+    event["message"] = msg
+    return event
