@@ -44,6 +44,11 @@ class DataDir:
         return self.pki / "revoked-hosts.json"
 
     @property
+    def activity(self) -> Path:
+        """What each host sent lately, published by the collector for the fleet view."""
+        return self.root / "fleet-activity.json"
+
+    @property
     def sqlite(self) -> Path:
         """The control-plane database on the embedded default."""
         return self.root / "garrison.sqlite3"

@@ -70,6 +70,7 @@ from garrison.core.tls import mtls_server_context, renew_if_due
 from garrison.logstore import segment
 from garrison.logstore.local import open_store
 from garrison.logstore.store import Store
+from garrison.pipeline.activity import HostActivity
 
 log = logging.getLogger("garrison.collector")
 
@@ -353,6 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             peer = collector.authenticate(self.connection)
             path = self.path.split("?", 1)[0]
+            collector.activity.record(peer.host)
             if path == "/v1/health" and method == "GET":
                 self._send(200, {"status": "ok", "host": peer.host})
             elif path == "/v1/batches" and method == "POST":
@@ -489,6 +491,7 @@ class Collector:
         self.inflight = threading.BoundedSemaphore(max_inflight)
         self.connections = threading.BoundedSemaphore(max_connections or max_inflight * 8)
         self.recent = RecentBatches()
+        self.activity = HostActivity()
         started = time.monotonic()
         for mark in scan_batches(store):
             self.recent.add(mark)
@@ -561,6 +564,7 @@ class Collector:
             raise StoreError(f"cannot store the batch: {exc}") from exc
         finally:
             self.recent.release(key, stored=stored)
+        self.activity.record(peer.host, batch.stream, len(offsets))
         return {"batch_id": batch.batch_id, "stored": len(offsets), "first_offset": offsets[0]}
 
 
@@ -594,6 +598,15 @@ def _renew_forever(
                 log.info("collector certificate renewed; valid until %s", issued.not_after)
 
 
+def _publish_forever(stop: threading.Event, activity: HostActivity, path: Path) -> None:
+    """Publish per-host activity for the fleet view every 10 seconds."""
+    while not stop.wait(10):
+        try:
+            activity.publish(path)
+        except OSError as exc:
+            log.error("collector: cannot publish host activity: %s", exc)
+
+
 def run(settings: Settings, *, max_inflight: int = 8) -> None:
     """Run the collector of a data dir until interrupted (the CLI wires this)."""
     data = DataDir(settings.data_path).ensure()
@@ -622,6 +635,12 @@ def run(settings: Settings, *, max_inflight: int = 8) -> None:
             daemon=True,
         )
         keeper.start()
+        threading.Thread(
+            target=_publish_forever,
+            args=(stop, collector.activity, data.activity),
+            name="collector-activity",
+            daemon=True,
+        ).start()
         if threading.current_thread() is threading.main_thread():
             # serve_forever runs here: stop it from another thread, as shutdown() waits for it.
             signal.signal(

@@ -114,3 +114,23 @@ def test_hosts_page(admin: Person) -> None:
     page = console.get("/hosts/")
     assert b"edge-1" in page.content
     assert b"grj_" not in page.content
+
+
+def test_silent_host_is_flagged(admin: Person) -> None:
+    """A joined host the collector has not heard from in 5 minutes is flagged silent."""
+    from garrison.pipeline.activity import HostActivity  # noqa: PLC0415
+    from garrison.server.fleet.queries import fleet_view  # noqa: PLC0415
+
+    client = api_client(admin)
+    for name in ("quiet-1", "busy-1"):
+        token = client.post("/api/v1/hosts", {"name": name, "zone": "z"}, format="json").json()
+        assert join(token["join_token"], csr_for(name)[1]).status_code == 201  # type: ignore[attr-defined]
+    activity = HostActivity()
+    activity.record("busy-1", "ssh", 30)
+    activity.publish(settings.PREPARED.data.activity)
+    views = {v.host.name: v for v in fleet_view(admin.user)}
+    assert views["quiet-1"].silent
+    assert not views["busy-1"].silent
+    assert views["busy-1"].events_per_second == {"ssh": 0.1}
+    page = signed_in_client(admin).get("/hosts/")
+    assert b"silent" in page.content

@@ -47,7 +47,7 @@ def hosts(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "token": token,
-        "hosts": queries.hosts_visible_to(actor),
+        "hosts": queries.fleet_view(actor),
         "console_url": settings.GARRISON.console_url,
         "can_operate": actor.role in OPERATE,
     }

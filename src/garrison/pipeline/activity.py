@@ -1,0 +1,71 @@
+"""What each host sent lately: last seen and events per second per stream, for the fleet view.
+
+The collector keeps one-minute buckets for the last `WINDOW_MINUTES` minutes per host and
+stream and publishes a snapshot file the control plane reads (no database on the collector).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from garrison.core.files import replace_private
+
+WINDOW_MINUTES = 5
+
+
+class HostActivity:
+    """Thread-safe counters of recent traffic per host and stream."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_seen: dict[str, float] = {}
+        self._buckets: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+
+    def record(self, host: str, stream: str | None = None, events: int = 0) -> None:
+        """Note that `host` was seen now, having sent `events` to `stream`."""
+        now = time.time()
+        minute = int(now // 60)
+        with self._lock:
+            self._last_seen[host] = now
+            if stream is not None:
+                buckets = self._buckets[(host, stream)]
+                buckets[minute] = buckets.get(minute, 0) + events
+                for old in [m for m in buckets if m <= minute - WINDOW_MINUTES]:
+                    del buckets[old]
+
+    def snapshot(self, now: float | None = None) -> dict[str, dict[str, object]]:
+        """Per host: ISO last seen and events/s per stream over the window."""
+        now = now or time.time()
+        floor = int(now // 60) - WINDOW_MINUTES
+        rates: dict[str, dict[str, float]] = defaultdict(dict)
+        with self._lock:
+            for (host, stream), buckets in self._buckets.items():
+                total = sum(n for m, n in buckets.items() if m > floor)
+                rates[host][stream] = round(total / (WINDOW_MINUTES * 60), 2)
+            return {
+                host: {
+                    "last_seen": dt.datetime.fromtimestamp(seen, dt.UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                    "events_per_second": rates.get(host, {}),
+                }
+                for host, seen in self._last_seen.items()
+            }
+
+    def publish(self, path: Path) -> None:
+        """Write the snapshot atomically for the control plane."""
+        replace_private(path, json.dumps(self.snapshot(), sort_keys=True).encode())
+
+
+def read(path: Path) -> dict[str, dict[str, object]]:
+    """The last published snapshot ({} before the collector ran)."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
