@@ -9,6 +9,7 @@ lines again; the collector acknowledges a re-sent batch id without storing it tw
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -71,6 +72,7 @@ class _Follower:
         self.tailer = Tailer(source.path, base / "cursor.json")
         self.spool = Spool(base / "spool", SPOOL_BYTES, on_drop=self._dropped)
         self.parse = make_parser(source.format)
+        self.alerted = False
         self._roll_forward()
 
     def _dropped(self, batch_id: str, size: int) -> None:
@@ -135,11 +137,12 @@ class Agent:
             )
         self.collector_url = collector_url
         self.followers = [_Follower(s, state) for s in sources]
+        self.pending_alerts: list[dict[str, Any]] = []
         self.shipper = Shipper(collector_url, self.identity.context())
 
-    def renew_if_due(self) -> bool:
+    def renew_if_due(self, now: dt.datetime | None = None) -> bool:
         """Get a new certificate (and key) from the collector when a third of its life is left."""
-        if not self.identity.due_for_renewal():
+        if not self.identity.due_for_renewal(now):
             return False
         key_pem, csr = new_key_and_csr(self.identity.host())
         reply = self.shipper.request(
@@ -153,12 +156,46 @@ class Agent:
         log.info("agent: certificate renewed until %s", self.identity.not_after().isoformat())
         return True
 
+    def _alerts(self) -> list[dict[str, Any]]:
+        """Spools past 80% of their bound, each reported once per crossing."""
+        events = []
+        for follower in self.followers:
+            full = follower.spool.near_full
+            if full and not follower.alerted:
+                log.error(
+                    "agent: spool of %s is %d%% full (%d batches); the oldest go first at 100%%",
+                    follower.source.path,
+                    100 * follower.spool.size_bytes // follower.spool.max_bytes,
+                    follower.spool.count,
+                )
+                events.append(
+                    {
+                        "class": "application_log",
+                        "time": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+                        "message": "agent spool near full",
+                        "source": str(follower.source.path),
+                        "spool_bytes": follower.spool.size_bytes,
+                        "spool_batches": follower.spool.count,
+                    }
+                )
+            follower.alerted = full
+        return events
+
     def step(self) -> tuple[int, int]:
         """One round: read new lines of every source, then ship; (lines read, batches sent)."""
         read = sum(f.read(self.shipper) for f in self.followers)
+        self.pending_alerts += self._alerts()
         sent = 0
         try:
             self.renew_if_due()
+            if self.pending_alerts:
+                batch_id = (
+                    f"alert.{hashlib.sha256(repr(self.pending_alerts).encode()).hexdigest()[:32]}"
+                )
+                self.shipper.send(
+                    self.shipper.encode_batch(batch_id, "system", self.pending_alerts)
+                )
+                self.pending_alerts = []
             sent = sum(f.ship(self.shipper) for f in self.followers)
         except ShipError as exc:
             log.warning("agent: collector unavailable, keeping batches spooled: %s", exc)

@@ -1,0 +1,159 @@
+"""The agent in-process against a real collector: exactly once, roll-forward, renewal, alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from garrison.agent import daemon
+from garrison.agent.daemon import Agent, Source
+from garrison.agent.identity import Identity, new_key_and_csr
+from garrison.core.paths import DataDir
+from garrison.core.pki import CertificateAuthority
+from garrison.core.secrets import KeyRing
+from garrison.core.tls import mtls_server_context
+from garrison.logstore.digests import Signer
+from garrison.logstore.store import Store
+from garrison.pipeline.collector import Collector
+
+
+@dataclass
+class Rig:
+    """A CA, a store, a running collector and an enrolled agent state dir."""
+
+    ca: CertificateAuthority
+    store: Store
+    collector: Collector
+    state: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        host, port = self.collector.address
+        return f"https://{host}:{port}"
+
+    def agent(self) -> Agent:
+        return Agent(self.state, self.url, [Source(self.log, "jsonl", "app")])
+
+    def stored(self) -> list[int]:
+        if "app" not in self.store.stream_names():
+            return []
+        return [r.event()["n"] for r in self.store.stream("app").read(0, 10**9)]
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    """Everything on loopback in one process."""
+    data = DataDir(tmp_path / "data").ensure()
+    keyring = KeyRing.load_or_create(data.kek)
+    ca = CertificateAuthority(data.pki, keyring)
+    ca.init()
+    ctx = mtls_server_context(
+        ca.ensure_server("collector", ["127.0.0.1"]), keyring, "collector", ca.cert_path
+    )
+    store = Store(data.logstore, signer=Signer.load_or_create(tmp_path / "k.pem", b"k"))
+    collector = Collector(
+        store,
+        host="127.0.0.1",
+        port=0,
+        ssl_context=ctx,
+        revocations_path=data.revocations,
+        renew=lambda host, csr: ca.sign_client(csr, host, 30),
+    )
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    state = tmp_path / "agent"
+    key_pem, csr = new_key_and_csr("web-1")
+    Identity(state / "identity").save(
+        key_pem, ca.sign_client(csr, "web-1", 60), ca.cert_path.read_bytes()
+    )
+    log = tmp_path / "app.log"
+    log.write_text("")
+    yield Rig(ca, store, collector, state, log)
+    collector.shutdown()
+    thread.join(5)
+    store.close()
+
+
+def _append(log: Path, numbers: range) -> None:
+    with log.open("a") as fh:
+        fh.writelines(json.dumps({"n": n}) + "\n" for n in numbers)
+
+
+def test_lines_arrive_once_with_host(rig: Rig) -> None:
+    """Lines written are shipped once, stamped with the certificate's host."""
+    _append(rig.log, range(50))
+    agent = rig.agent()
+    agent.step()
+    agent.step()
+    assert rig.stored() == list(range(50))
+    assert {r.event()["host"] for r in rig.store.stream("app").read(0, 100)} == {"web-1"}
+    agent.close()
+
+
+def test_crash_between_spool_and_cursor_rolls_forward(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch spooled just before a crash is not read again after the restart."""
+    _append(rig.log, range(20))
+    agent = rig.agent()
+    follower = agent.followers[0]
+    monkeypatch.setattr(follower.tailer, "commit", lambda position: None)  # crash: no commit
+    follower.read(agent.shipper)
+    agent.close()
+    monkeypatch.undo()
+    _append(rig.log, range(20, 30))
+    again = rig.agent()
+    for _ in range(3):
+        again.step()
+    assert sorted(rig.stored()) == list(range(30))
+    assert len(rig.stored()) == 30
+    again.close()
+
+
+def test_collector_down_then_back(rig: Rig) -> None:
+    """While the collector refuses, batches wait in the spool and go out once it is back."""
+    _append(rig.log, range(10))
+    agent = Agent(rig.state, "https://127.0.0.1:9", [Source(rig.log, "jsonl", "app")])
+    agent.step()  # port 9: nothing listens
+    assert agent.followers[0].spool.count == 1
+    agent.close()
+    back = rig.agent()
+    back.step()
+    assert rig.stored() == list(range(10))
+    back.close()
+
+
+def test_certificate_renewed_when_due(rig: Rig) -> None:
+    """With a third of its life left the agent swaps in a fresh certificate and key."""
+    agent = rig.agent()
+    identity = agent.identity
+    old_key = identity.key.read_bytes()
+    assert not agent.renew_if_due()
+    later = identity.not_after() - dt.timedelta(minutes=5)
+    assert agent.renew_if_due(later)
+    assert identity.key.read_bytes() != old_key
+    assert not agent.renew_if_due()  # the new certificate is fresh
+    _append(rig.log, range(3))
+    agent.step()
+    assert rig.stored() == [0, 1, 2]
+    agent.close()
+
+
+def test_near_full_spool_raises_an_alert(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 80 % of the spool bound the agent reports it once, to its log and the collector."""
+    monkeypatch.setattr(daemon, "SPOOL_BYTES", 2000)
+    monkeypatch.setattr(daemon, "BATCH_LINES", 5)
+    agent = Agent(rig.state, "https://127.0.0.1:9", [Source(rig.log, "jsonl", "app")])
+    _append(rig.log, range(200))
+    for _ in range(10):
+        agent.step()
+    assert agent.followers[0].alerted
+    assert agent.pending_alerts
+    agent.close()
