@@ -22,7 +22,7 @@ import msgspec
 
 from garrison.agent.identity import Identity, new_key_and_csr
 from garrison.core.errors import GarrisonError
-from garrison.events.parsers import make_parser
+from garrison.events.parsers import events_parser
 from garrison.pipeline.ship import ShipError, Shipper
 from garrison.pipeline.spool import Spool
 from garrison.pipeline.tail import Position, Tailer
@@ -71,7 +71,7 @@ class _Follower:
         base = state / "sources" / source.key
         self.tailer = Tailer(source.path, base / "cursor.json")
         self.spool = Spool(base / "spool", SPOOL_BYTES, on_drop=self._dropped)
-        self.parse = make_parser(source.format)
+        self.parse = events_parser(source.format)  # a CloudTrail Records line is many events
         self.alerted = False
         self._roll_forward()
 
@@ -100,9 +100,7 @@ class _Follower:
         if not lines:
             return 0
         end = self.tailer.position or lines[-1].position
-        events: list[dict[str, Any]] = [
-            self.parse(line.data.decode("utf-8", "backslashreplace")) for line in lines
-        ]
+        events: list[dict[str, Any]] = [e for line in lines for e in self.parse(line.data)]
         batch_id = _batch_id(self.source, start, len(lines))
         body = shipper.encode_batch(batch_id, self.source.stream, events)
         header = msgspec.json.encode(dataclasses.asdict(end))

@@ -2,9 +2,12 @@
 
 ``import --format jsonl`` keeps each JSON object as is (adding ``class: application_log``
 when it has none) and quarantines lines that are not JSON objects, as before. For the text
-formats (``sshd``, ``nginx``) every line is a valid log line even when no parser knows its
-shape: such lines go to the target stream as class ``raw`` events with their ``reason``,
-not to quarantine. Only undecodable input (bytes that are not UTF-8) is quarantined.
+formats (``sshd``, ``nginx``, ``nft``, ``vpcflow``, ``cloudtrail``) every line is a valid
+log line even when no parser knows its shape: such lines go to the target stream as class
+``raw`` events with their ``reason``, not to quarantine. Only undecodable input (bytes
+that are not UTF-8) is quarantined.
+A ``cloudtrail`` line holding ``{"Records": [...]}`` yields one event per record, and a
+whole file that is one (pretty-printed) ``Records`` object is read as one document.
 ``parse`` prints the normalized events as JSON lines and stores nothing.
 """
 
@@ -26,7 +29,7 @@ from rich.table import Table
 from garrison.cli.common import DataDirOption, audit_cli, load_settings, out
 from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
-from garrison.events import parsers
+from garrison.events import cloudtrail, parsers
 from garrison.events.schema import Event
 from garrison.events.syslog import as_zone
 from garrison.logstore import query
@@ -37,6 +40,7 @@ from garrison.logstore.timeparse import iso, parse_time_ns
 app = typer.Typer(help="Import logs into the store and search them.", no_args_is_help=True)
 
 QUARANTINE = "quarantine"
+_decode_json = msgspec.json.Decoder().decode
 BATCH = 5000
 FORMATS = parsers.FORMATS
 _FORMAT_HELP = "Input format: " + ", ".join(FORMATS) + "."
@@ -52,17 +56,35 @@ ReferenceOption = Annotated[
 ]
 
 
-def _line_parser(format_: str, zone: str, reference: str | None) -> Callable[[str | bytes], Event]:
+def _options(format_: str, zone: str, reference: str | None) -> tuple[dt.tzinfo, dt.datetime]:
     if format_ not in FORMATS:
         raise UsageError(f"unknown format {format_!r}", hint=f"use one of {', '.join(FORMATS)}")
     try:
         tz = as_zone(zone)
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
         raise UsageError(f"unknown time zone {zone!r}", hint="e.g. UTC or Europe/Zurich") from None
-    moment = None
+    moment = dt.datetime.now(dt.UTC)
     if reference is not None:
         moment = dt.datetime.fromtimestamp(parse_time_ns(reference) / 1e9, dt.UTC)
-    return parsers.line_parser(format_, reference_time=moment, zone=tz)
+    return tz, moment
+
+
+def _line_parser(
+    format_: str, zone: str, reference: str | None
+) -> Callable[[str | bytes], list[Event]]:
+    tz, moment = _options(format_, zone, reference)
+    return parsers.events_parser(format_, reference_time=moment, zone=tz)
+
+
+def _document(file: Path, format_: str, zone: str, reference: str | None) -> list[Event] | None:
+    """The events of a file that is one pretty-printed CloudTrail document, else None."""
+    if format_ != "cloudtrail":
+        return None
+    with file.open("rb") as fh:
+        if not cloudtrail.looks_like_document(fh.readline()):
+            return None
+    tz, moment = _options(format_, zone, reference)
+    return parsers.document_events(format_, file.read_bytes(), reference_time=moment, zone=tz)
 
 
 def _quarantine_event(path: Path, number: int, line: bytes, reason: str) -> dict[str, Any]:
@@ -86,17 +108,47 @@ def parse_cmd(
     encode = msgspec.json.Encoder().encode
     write = sys.stdout.buffer.write
     chunk: list[bytes] = []
+    document = _document(file, format_, zone, reference)
+    if document is not None:
+        chunk = [encode(event) for event in document]
     with file.open("rb") as fh:
-        for line in fh:
+        for line in fh if document is None else ():
             if not line.strip():
                 continue
-            chunk.append(encode(parse(line)))
+            chunk.extend(encode(event) for event in parse(line))
             if len(chunk) >= BATCH:
                 write(b"\n".join(chunk) + b"\n")
                 chunk = []
     if chunk:
         write(b"\n".join(chunk) + b"\n")
     sys.stdout.flush()
+
+
+def _import_line(
+    format_: str,
+    parse: Callable[[str | bytes], list[Event]],
+    where: tuple[Path, int, bytes],
+    bad: list[dict[str, Any]],
+) -> list[Event]:
+    """The events of one non-blank line; a malformed line is added to `bad` instead."""
+    file, number, line = where
+    if format_ == "jsonl":
+        try:
+            event = _decode_json(line)
+        except msgspec.DecodeError as exc:
+            bad.append(_quarantine_event(file, number, line, f"not JSON: {exc}"))
+            return []
+        if not isinstance(event, dict):
+            bad.append(_quarantine_event(file, number, line, "not a JSON object"))
+            return []
+        event.setdefault("class", "application_log")
+        return [event]
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad.append(_quarantine_event(file, number, line, f"not UTF-8: {exc}"))
+        return []
+    return parse(text)
 
 
 @app.command("import")
@@ -112,7 +164,6 @@ def import_cmd(
     parse = _line_parser(format_, zone, reference)
     settings = load_settings(data_dir)
     store = open_store(settings)
-    decode = msgspec.json.Decoder().decode
     imported = quarantined = 0
     batch: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
@@ -125,28 +176,14 @@ def import_cmd(
     try:
         with Progress(*columns, console=out, transient=True) as progress, file.open("rb") as fh:
             task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
-            for number, line in enumerate(fh, start=1):
+            document = _document(file, format_, zone, reference)
+            if document is not None:
+                progress.advance(task, file.stat().st_size)
+                batch = document
+            for number, line in enumerate(fh if document is None else (), start=1):
                 progress.advance(task, len(line))
-                if not line.strip():
-                    continue
-                if format_ == "jsonl":
-                    try:
-                        event = decode(line)
-                    except msgspec.DecodeError as exc:
-                        bad.append(_quarantine_event(file, number, line, f"not JSON: {exc}"))
-                        continue
-                    if not isinstance(event, dict):
-                        bad.append(_quarantine_event(file, number, line, "not a JSON object"))
-                        continue
-                    event.setdefault("class", "application_log")
-                else:
-                    try:
-                        text = line.decode("utf-8")
-                    except UnicodeDecodeError as exc:
-                        bad.append(_quarantine_event(file, number, line, f"not UTF-8: {exc}"))
-                        continue
-                    event = parse(text)
-                batch.append(event)
+                if line.strip():
+                    batch.extend(_import_line(format_, parse, (file, number, line), bad))
                 if len(batch) >= BATCH:
                     imported += len(store.append(stream, batch))
                     batch = []

@@ -1,26 +1,34 @@
-"""The parser registry: ``parse_line`` / ``parse_lines`` for the formats sshd, nginx, jsonl.
+"""The parser registry: ``parse_line`` / ``parse_lines`` for the formats in `FORMATS`.
 
-Every line yields exactly one event and nothing raises: a line no parser understands is a
-class ``raw`` event with a ``reason``. Bytes that are not UTF-8 are decoded with
-backslash escapes into a ``raw`` event. Regexes are compiled once at import, and times and
-addresses are cached, so the per-line cost is the matches and the result dict.
+Formats: ``jsonl``, ``sshd``, ``nginx``, ``nft`` (netfilter kernel log lines), ``vpcflow``
+(AWS VPC Flow Logs v2) and ``cloudtrail`` (AWS CloudTrail JSON, one record per line or a
+``{"Records": [...]}`` object on one line).
+
+Every line yields at least one event and nothing raises; every line yields exactly one,
+except a CloudTrail ``Records`` line in `parse_lines` / `events_parser`, which yields one
+event per record (`parse_line` and `line_parser` give such a line one ``raw`` event). A
+line no parser understands is a class ``raw`` event with a ``reason``. Bytes that are not
+UTF-8 are decoded with backslash escapes into a ``raw`` event. Regexes are compiled once at
+import, and times and addresses are cached, so the per-line cost is the matches and the
+result dict.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from typing import Final
 
 import msgspec
 
 from garrison.core.errors import UsageError
-from garrison.events import nginx
+from garrison.events import cloudtrail, netfilter, nginx, vpcflow
 from garrison.events.schema import Event, raw_event
 from garrison.events.sshd import SshdParser
 from garrison.events.syslog import Clock
 
-FORMATS: Final = ("jsonl", "sshd", "nginx")
+FORMATS: Final = ("jsonl", "sshd", "nginx", "nft", "vpcflow", "cloudtrail")
 _decode_json = msgspec.json.Decoder().decode
 
 
@@ -42,11 +50,19 @@ def _jsonl(clock: Clock) -> Callable[[str], Event]:
     return parse
 
 
-def _nginx(clock: Clock) -> Callable[[str], Event]:
+def _bind(parse_with: Callable[[str, Clock], Event], clock: Clock) -> Callable[[str], Event]:
     def parse(line: str) -> Event:
-        return nginx.parse(line, clock)
+        return parse_with(line, clock)
 
     return parse
+
+
+_CLOCKED: Final = {
+    "nginx": nginx.parse,
+    "nft": netfilter.parse,
+    "vpcflow": vpcflow.parse,
+    "cloudtrail": cloudtrail.parse,
+}
 
 
 def make_parser(
@@ -60,8 +76,8 @@ def make_parser(
     clock = Clock(reference_time, zone)
     if format_ == "sshd":
         return SshdParser(clock, correlate=correlate).parse
-    if format_ == "nginx":
-        return _nginx(clock)
+    if format_ in _CLOCKED:
+        return _bind(_CLOCKED[format_], clock)
     if format_ == "jsonl":
         return _jsonl(clock)
     raise UnknownFormatError(f"unknown format {format_!r}; use one of {', '.join(FORMATS)}")
@@ -101,8 +117,8 @@ def parse_line(
     reference_time: dt.datetime | None = None,
     zone: dt.tzinfo | str = "UTC",
 ) -> Event:
-    """One line as a normalized event (no cross-line correlation)."""
-    return next(parse_lines(format_, [line], reference_time=reference_time, zone=zone))
+    """One line as one normalized event (no cross-line correlation)."""
+    return line_parser(format_, reference_time=reference_time, zone=zone)(line)
 
 
 def parse_lines(
@@ -112,8 +128,13 @@ def parse_lines(
     reference_time: dt.datetime | None = None,
     zone: dt.tzinfo | str = "UTC",
 ) -> Iterator[Event]:
-    """Each line, in order, as a normalized event; sshd lines are correlated by connection."""
-    return map(line_parser(format_, reference_time=reference_time, zone=zone), lines)
+    """Each line, in order, as normalized events; sshd lines are correlated by connection.
+
+    Every line yields at least one event, exactly one except a CloudTrail ``Records`` line,
+    which yields one event per record.
+    """
+    parse = events_parser(format_, reference_time=reference_time, zone=zone)
+    return chain.from_iterable(map(parse, lines))
 
 
 def line_parser(
@@ -123,3 +144,43 @@ def line_parser(
     reference_time = reference_time or dt.datetime.now(dt.UTC)
     parse = make_parser(format_, reference_time=reference_time, zone=zone)
     return _safe(parse, Clock(reference_time, zone).reference_iso)
+
+
+def events_parser(
+    format_: str, *, reference_time: dt.datetime | None = None, zone: dt.tzinfo | str = "UTC"
+) -> Callable[[str | bytes], list[Event]]:
+    """Like `line_parser`, returning a line's events: one, or one per CloudTrail record."""
+    if format_ != "cloudtrail":
+        single = line_parser(format_, reference_time=reference_time, zone=zone)
+
+        def one(line: str | bytes) -> list[Event]:
+            return [single(line)]
+
+        return one
+    reference_time = reference_time or dt.datetime.now(dt.UTC)
+    clock = Clock(reference_time, zone)
+    safe = _safe(_bind(cloudtrail.parse, clock), clock.reference_iso)
+
+    def many(line: str | bytes) -> list[Event]:
+        text, bad = _text(line)
+        if bad is not None:
+            return [safe(line)]
+        try:
+            return cloudtrail.parse_many(text, clock)
+        except Exception:  # a parser bug must not lose the line nor stop the import
+            return [safe(text)]
+
+    return many
+
+
+def document_events(
+    format_: str,
+    data: bytes,
+    *,
+    reference_time: dt.datetime | None = None,
+    zone: dt.tzinfo | str = "UTC",
+) -> list[Event] | None:
+    """The events of a whole file that is one JSON document (CloudTrail), else None."""
+    if format_ != "cloudtrail":
+        return None
+    return cloudtrail.parse_document(data, Clock(reference_time, zone))

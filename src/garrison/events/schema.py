@@ -7,9 +7,10 @@ Always present: ``time`` (ISO 8601 UTC ending in ``Z``), ``class`` (one of `CLAS
 ``src_port``, ``user``, ``outcome`` (one of `OUTCOMES`), and source-specific fields
 (sshd: ``process``, ``pid``, ``message``, ``auth_method``, ``invalid_user``, ``preauth``;
 nginx: ``method``, ``path``, ``path_decoded``, ``protocol``, ``status``, ``bytes``,
-``referrer``, ``user_agent``). A line no parser understands becomes class ``raw`` with a
-``reason``; ``time_inferred`` is true when the line carried no time and the reference time
-was used instead.
+``referrer``, ``user_agent``; nft and vpcflow: ``dst_ip``, ``dst_port``, ``protocol``,
+``action``, ``bytes``; cloudtrail: ``action``, ``actor``, ``region``). A line no parser
+understands becomes class ``raw`` with a ``reason``; ``time_inferred`` is true when the line
+carried no time and the reference time was used instead.
 
 Addresses such as ``192.030.0.6`` (leading zeros) are ambiguous: ``inet_aton`` reads them as
 octal (192.24.0.6), others as decimal. They are never guessed into ``src_ip``; they stay in
