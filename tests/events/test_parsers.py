@@ -314,3 +314,12 @@ def test_unknown_format() -> None:
     """An unknown format is refused at once."""
     with pytest.raises(UnknownFormatError):
         parse_lines("syslog-ng", [])
+
+
+def test_apache_is_a_format_name_too() -> None:
+    """`--format apache` reads the common and combined formats like nginx does."""
+    line = '203.0.113.9 - - [01/Dec/2026:10:00:00 +0000] "GET /x HTTP/1.1" 404 196 "-" "curl/8"'
+    event = parse_line("apache", line)
+    assert event["class"] == "http_activity"
+    assert event["src_ip"] == "203.0.113.9"
+    assert event["status"] == 404

@@ -28,7 +28,7 @@ from garrison.events.schema import Event, raw_event
 from garrison.events.sshd import SshdParser
 from garrison.events.syslog import Clock
 
-FORMATS: Final = ("jsonl", "sshd", "nginx", "nft", "vpcflow", "cloudtrail")
+FORMATS: Final = ("jsonl", "sshd", "nginx", "apache", "nft", "vpcflow", "cloudtrail")
 _decode_json = msgspec.json.Decoder().decode
 
 
@@ -59,6 +59,7 @@ def _bind(parse_with: Callable[[str, Clock], Event], clock: Clock) -> Callable[[
 
 _CLOCKED: Final = {
     "nginx": nginx.parse,
+    "apache": nginx.parse,  # the same common and combined formats
     "nft": netfilter.parse,
     "vpcflow": vpcflow.parse,
     "cloudtrail": cloudtrail.parse,
