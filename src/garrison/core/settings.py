@@ -50,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     host_cert_minutes: CertMinutes = 60
     collector_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     agent_watch: str = ""
+    syslog_tls_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
 
     @property
     def collector_listen_port(self) -> int:
@@ -90,6 +91,7 @@ ALLOWED: dict[str, str] = {
     "collector_port": "the collector's port for agents (mTLS), 1 to 65535, or 0 for port + 1",
     "agent_watch": "comma-separated FORMAT:STREAM:PATH the local agent follows; empty for "
     "the auth and nginx logs",
+    "syslog_tls_port": "0 (off), or the port of the syslog-over-TLS listener (RFC 5425)",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

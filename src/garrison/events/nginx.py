@@ -55,15 +55,28 @@ _CONTEXT_KEYS: Final = {
 }
 
 
-def _request_fields(event: Event, request: str) -> None:
-    event["request"] = request
+_REQUEST_CACHE_MAX: Final = 16384
+_request_cache: dict[str, Event] = {}
+
+
+def _request_items(request: str) -> Event:
+    fields: Event = {"request": request}
     if m := _REQUEST.fullmatch(request):
         path = m["path"]
-        event["method"] = m["method"]
-        event["path"] = path
-        event["path_decoded"] = unquote(path, errors="replace") if "%" in path else path
+        fields["method"] = m["method"]
+        fields["path"] = path
+        fields["path_decoded"] = unquote(path, errors="replace") if "%" in path else path
         if m["protocol"]:
-            event["protocol"] = m["protocol"]
+            fields["protocol"] = m["protocol"]
+    if len(_request_cache) >= _REQUEST_CACHE_MAX:
+        _request_cache.clear()
+    _request_cache[request] = fields
+    return fields
+
+
+def _request_fields(event: Event, request: str) -> None:
+    fields = _request_cache.get(request)
+    event.update(fields if fields is not None else _request_items(request))
 
 
 def _access(m: re.Match[str], line: str, clock: Clock) -> Event:

@@ -134,6 +134,8 @@ def parse_lines(
     Every line yields at least one event, exactly one except a CloudTrail ``Records`` line,
     which yields one event per record.
     """
+    if format_ != "cloudtrail":
+        return map(line_parser(format_, reference_time=reference_time, zone=zone), lines)
     parse = events_parser(format_, reference_time=reference_time, zone=zone)
     return chain.from_iterable(map(parse, lines))
 

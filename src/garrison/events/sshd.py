@@ -19,11 +19,12 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from garrison.events.schema import Event, raw_event, set_source
-from garrison.events.syslog import Clock, application_event, parse_header
+from garrison.events.syslog import BSD_HEADER, Clock, application_event, parse_header
 
 Handler = Callable[["re.Match[str]", Event], None]
 
 _SESSIONS_MAX: Final = 65536
+_TIMES_MAX: Final = 16384
 _PREAUTH: Final = " [preauth]"
 _LEVELS: Final = ("error: ", "fatal: ", "warning: ")
 _SOLARIS = re.compile(r"\[ID \d+ [\w.]+\] ")
@@ -391,10 +392,6 @@ _RULES["Disconnecting:"] = _RULES["Disconnecting"]
 _PAM_LINE = re.compile(r"(?P<module>pam_\w+)\([^)]*\): (?P<text>.*)")
 
 
-def _is_sshd(program: str | None) -> bool:
-    return program is not None and program.startswith("sshd")
-
-
 def parse_message(msg: str, event: Event) -> bool:
     """Fill `event` from an sshd message; False when the message is not one we know."""
     if msg.endswith(_PREAUTH):
@@ -431,17 +428,56 @@ class SshdParser:
         self.clock = clock
         self.correlate = correlate
         self._sessions: dict[tuple[str | None, int], tuple[str, Any, int | None]] = {}
+        self._times: dict[tuple[str, str, str, str | None], str | None] = {}
 
     def parse(self, line: str) -> Event:
         """One line as a normalized event (``raw`` with a reason when not understood)."""
-        header = parse_header(line, self.clock)
-        if header is None:
-            return raw_event(
-                line, "not a syslog or journal line", self.clock.reference_iso, time_inferred=True
-            )
-        time, host, program, pid, msg, inferred = header
-        event = application_event(time, host, program, pid, msg, inferred)
-        if _is_sshd(program) and parse_message(msg, event) and self.correlate and pid is not None:
+        time: str | None = None
+        if line[:1] != "<" and (m := BSD_HEADER.match(line)):
+            # The common RFC 3164 shape, inlined from `parse_header` (same result).
+            mon, day, hms, frac, iso_text, host, prog, pid_text, bprog, msg = m.groups()
+            clock = self.clock
+            if iso_text:
+                time = clock.iso(iso_text)
+            else:
+                stamp = (mon, day, hms, frac)
+                try:
+                    time = self._times[stamp]
+                except KeyError:
+                    if len(self._times) >= _TIMES_MAX:
+                        self._times.clear()
+                    time = self._times[stamp] = clock.bsd(mon, day, hms, frac)
+            program = prog or bprog
+            pid = int(pid_text) if pid_text else None
+            inferred = False
+        if time is None:
+            header = parse_header(line, self.clock)
+            if header is None:
+                return raw_event(
+                    line,
+                    "not a syslog or journal line",
+                    self.clock.reference_iso,
+                    time_inferred=True,
+                )
+            time, host, program, pid, msg, inferred = header
+        if inferred or host is None or program is None or pid is None:
+            event = application_event(time, host, program, pid, msg, inferred)
+        else:
+            event = {
+                "time": time,
+                "class": "application_log",
+                "host": host,
+                "process": program,
+                "pid": pid,
+                "message": msg,
+            }
+        if (
+            program is not None
+            and program.startswith("sshd")
+            and parse_message(msg, event)
+            and self.correlate
+            and pid is not None
+        ):
             self._correlate(event, host, pid)
         event["raw"] = line
         return event

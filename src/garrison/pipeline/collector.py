@@ -71,6 +71,7 @@ from garrison.logstore import segment
 from garrison.logstore.local import open_store
 from garrison.logstore.store import Store
 from garrison.pipeline.activity import HostActivity
+from garrison.pipeline.syslog_tls import SyslogTLSServer
 
 log = logging.getLogger("garrison.collector")
 
@@ -492,6 +493,7 @@ class Collector:
         self.connections = threading.BoundedSemaphore(max_connections or max_inflight * 8)
         self.recent = RecentBatches()
         self.activity = HostActivity()
+        self._serving = threading.Event()
         started = time.monotonic()
         for mark in scan_batches(store):
             self.recent.add(mark)
@@ -511,11 +513,13 @@ class Collector:
 
     def serve_forever(self) -> None:
         """Serve until `shutdown`."""
+        self._serving.set()
         self._server.serve_forever(poll_interval=0.2)
 
     def shutdown(self) -> None:
-        """Stop serving (from another thread) and close the listening socket."""
-        self._server.shutdown()
+        """Stop serving (from another thread, if serving) and close the listening socket."""
+        if self._serving.is_set():
+            self._server.shutdown()
         self._server.server_close()
 
     def authenticate(self, conn: Any) -> Peer:
@@ -647,6 +651,10 @@ def run(settings: Settings, *, max_inflight: int = 8) -> None:
                 signal.SIGTERM,
                 lambda *_: threading.Thread(target=collector._server.shutdown, daemon=True).start(),
             )
+        if settings.syslog_tls_port:
+            syslog = SyslogTLSServer(collector, settings.host, settings.syslog_tls_port)
+            syslog.start()
+            log.info("syslog over TLS (RFC 5425) on %s:%d", settings.host, settings.syslog_tls_port)
         log.info("collector listening on https://%s:%d", *collector.address)
         try:
             collector.serve_forever()

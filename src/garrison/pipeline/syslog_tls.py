@@ -1,0 +1,132 @@
+"""Syslog over TLS (RFC 5425) for devices without an agent: octet-counted frames, mTLS.
+
+Each connection is authenticated like an agent's (a client certificate from Garrison's CA, not
+revoked); the certificate names the host, whatever the messages say. Frames are parsed with
+the syslog/sshd parsers and made durable in batches. Syslog has no acknowledgements, so a
+message is at most re-sent by the device, never silently dropped by the collector: a framing
+error closes the connection, as RFC 5425 asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from garrison.core.errors import GarrisonError
+from garrison.events.parsers import line_parser
+
+if TYPE_CHECKING:
+    from garrison.pipeline.collector import Collector
+
+log = logging.getLogger("garrison.collector")
+
+MAX_FRAME = 64 * 1024
+BATCH = 500
+FLUSH_SECONDS = 1.0
+IDLE_SECONDS = 300.0
+HANDSHAKE_SECONDS = 10.0
+
+
+class FramingError(Exception):
+    """The peer did not send `MSG-LEN SP SYSLOG-MSG`."""
+
+
+def read_frame(reader: Any) -> bytes | None:
+    """One octet-counted frame, or None at a clean end of stream."""
+    digits = b""
+    while True:
+        c = reader.read(1)
+        if not c:
+            if digits:
+                raise FramingError("connection closed inside a frame length")
+            return None
+        if c == b" ":
+            break
+        if not c.isdigit() or len(digits) >= 6:
+            raise FramingError(f"bad frame length {digits + c!r}")
+        digits += c
+    length = int(digits)
+    if not 0 < length <= MAX_FRAME:
+        raise FramingError(f"frame length {length} outside 1..{MAX_FRAME}")
+    data = reader.read(length)
+    if len(data) != length:
+        raise FramingError("connection closed inside a frame")
+    return bytes(data)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: SyslogTLSServer
+
+    def handle(self) -> None:
+        collector = self.server.collector
+        try:
+            peer = collector.authenticate(self.connection)
+        except GarrisonError as exc:
+            log.warning("syslog-tls: refused %s: %s", self.client_address, exc)
+            return
+        parse = line_parser("sshd")
+        batch: list[dict[str, Any]] = []
+        flushed = time.monotonic()
+        self.connection.settimeout(IDLE_SECONDS)
+        try:
+            while (frame := read_frame(self.rfile)) is not None:
+                event = parse(frame)
+                event["host"] = peer.host
+                event["transport"] = "syslog-tls"
+                batch.append(event)
+                if len(batch) >= BATCH or time.monotonic() - flushed > FLUSH_SECONDS:
+                    self._flush(peer.host, batch)
+                    batch, flushed = [], time.monotonic()
+        except FramingError as exc:
+            log.warning("syslog-tls: %s from %s; closing", exc, peer.host)
+        except (OSError, ssl.SSLError) as exc:
+            log.info("syslog-tls: connection from %s ended: %s", peer.host, exc)
+        finally:
+            self._flush(peer.host, batch)
+
+    def _flush(self, host: str, batch: list[dict[str, Any]]) -> None:
+        if batch:
+            collector = self.server.collector
+            collector.store.append(self.server.stream, batch)
+            collector.activity.record(host, self.server.stream, len(batch))
+
+
+class SyslogTLSServer(socketserver.ThreadingTCPServer):
+    """The RFC 5425 listener of a collector (same CA, revocations, store)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, collector: Collector, host: str, port: int, stream: str = "system") -> None:
+        self.collector = collector
+        self.stream = stream
+        super().__init__((host, port), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept and wrap in TLS (the handshake happens in the connection's thread)."""
+        sock, addr = self.socket.accept()
+        wrapped = self.collector.ssl_context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        )
+        return wrapped, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Complete the handshake with a deadline, then serve the connection."""
+        request.settimeout(HANDSHAKE_SECONDS)
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            log.info("syslog-tls: TLS handshake with %s failed: %s", client_address, exc)
+            return
+        super().finish_request(request, client_address)
+
+    def start(self) -> threading.Thread:
+        """Serve in a daemon thread."""
+        thread = threading.Thread(target=self.serve_forever, name="syslog-tls", daemon=True)
+        thread.start()
+        return thread
