@@ -7,6 +7,7 @@ import zoneinfo
 
 import pytest
 
+from garrison.core.errors import UsageError
 from garrison.events.parsers import UnknownFormatError, parse_line, parse_lines
 from garrison.events.schema import problems
 from garrison.events.syslog import Clock
@@ -323,3 +324,27 @@ def test_apache_is_a_format_name_too() -> None:
     assert event["class"] == "http_activity"
     assert event["src_ip"] == "203.0.113.9"
     assert event["status"] == 404
+
+
+def test_regex_format_of_the_operators_own() -> None:
+    """Named groups become fields; time is read; lines that do not match are kept raw."""
+    spec = r"regex:^(?P<time>\S+) (?P<level>[A-Z]+) (?P<message>.*?)(?: user=(?P<user>\w+))?$"
+    event = parse_line(spec, "2026-12-01T10:00:00Z ERROR payment failed user=alice")
+    assert event == {
+        "time": "2026-12-01T10:00:00Z",
+        "class": "application_log",
+        "level": "ERROR",
+        "message": "payment failed",
+        "user": "alice",
+        "raw": "2026-12-01T10:00:00Z ERROR payment failed user=alice",
+    }
+    assert parse_line(spec, "1764583200 INFO ok")["time"] == "2025-12-01T10:00:00Z"
+    assert parse_line(spec, "something else")["class"] == "raw"
+    assert parse_line(spec, "soon INFO x")["time_inferred"] is True
+
+
+@pytest.mark.parametrize("spec", ["regex:(", "regex:no groups here"])
+def test_regex_format_errors_are_clear(spec: str) -> None:
+    """A pattern that does not compile or names no field is refused before any line."""
+    with pytest.raises(UsageError):
+        parse_line(spec, "x")

@@ -29,7 +29,7 @@ from rich.table import Table
 from garrison.cli.common import DataDirOption, audit_cli, load_settings, out
 from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
-from garrison.events import cloudtrail, parsers
+from garrison.events import cloudtrail, parsers, regex_format
 from garrison.events.schema import Event
 from garrison.events.syslog import as_zone
 from garrison.logstore import query
@@ -57,8 +57,13 @@ ReferenceOption = Annotated[
 
 
 def _options(format_: str, zone: str, reference: str | None) -> tuple[dt.tzinfo, dt.datetime]:
-    if format_ not in FORMATS:
-        raise UsageError(f"unknown format {format_!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if format_.startswith(regex_format.PREFIX):
+        regex_format.compile_format(format_)  # a bad pattern is an error before any line
+    elif format_ not in FORMATS:
+        raise UsageError(
+            f"unknown format {format_!r}",
+            hint=f"use one of {', '.join(FORMATS)}, or regex:PATTERN with named groups",
+        )
     try:
         tz = as_zone(zone)
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):

@@ -23,7 +23,7 @@ from typing import Final
 import msgspec
 
 from garrison.core.errors import UsageError
-from garrison.events import cloudtrail, netfilter, nginx, vpcflow
+from garrison.events import cloudtrail, netfilter, nginx, regex_format, vpcflow
 from garrison.events.schema import Event, raw_event
 from garrison.events.sshd import SshdParser
 from garrison.events.syslog import Clock
@@ -81,7 +81,11 @@ def make_parser(
         return _bind(_CLOCKED[format_], clock)
     if format_ == "jsonl":
         return _jsonl(clock)
-    raise UnknownFormatError(f"unknown format {format_!r}; use one of {', '.join(FORMATS)}")
+    if format_.startswith(regex_format.PREFIX):
+        return regex_format.parser(format_, clock)
+    raise UnknownFormatError(
+        f"unknown format {format_!r}; use one of {', '.join(FORMATS)}, or regex:PATTERN"
+    )
 
 
 def _text(line: str | bytes) -> tuple[str, str | None]:
