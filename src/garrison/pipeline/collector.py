@@ -39,7 +39,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import ssl
 import threading
 import time
@@ -72,6 +71,7 @@ from garrison.logstore.local import open_store
 from garrison.logstore.store import Store
 from garrison.pipeline.activity import HostActivity
 from garrison.pipeline.syslog_tls import SyslogTLSServer
+from garrison.pipeline.tls_server import MTLSServerMixin
 
 log = logging.getLogger("garrison.collector")
 
@@ -87,7 +87,6 @@ MAX_EVENTS = 50_000
 #: (host, batch id) pairs remembered for duplicate detection.
 RECENT_LIMIT = 200_000
 RETRY_AFTER_SECONDS = 1
-HANDSHAKE_SECONDS = 10
 IDLE_SECONDS = 30
 CERT_NAME = "collector"
 
@@ -272,21 +271,13 @@ def scan_batches(store: Store, streams: Iterable[str] = STREAMS) -> list[str]:
     return marks
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(MTLSServerMixin, ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     collector: Collector
 
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = self.socket.accept()
-        try:
-            wrapped = self.collector.ssl_context.wrap_socket(
-                sock, server_side=True, do_handshake_on_connect=False
-            )
-        except (OSError, ValueError):
-            sock.close()
-            raise
-        return wrapped, addr
+    def tls_context(self) -> ssl.SSLContext:
+        return self.collector.ssl_context
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         if self.collector.connections.acquire(blocking=False):
@@ -306,15 +297,6 @@ class _Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self.collector.connections.release()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(HANDSHAKE_SECONDS)
-        try:
-            request.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            log.info("collector: TLS handshake with %s failed: %s", client_address, exc)
-            return
-        super().finish_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,7 +10,6 @@ error closes the connection, as RFC 5425 asks.
 from __future__ import annotations
 
 import logging
-import socket
 import socketserver
 import ssl
 import threading
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from garrison.core.errors import GarrisonError
 from garrison.events.parsers import line_parser
+from garrison.pipeline.tls_server import MTLSServerMixin
 
 if TYPE_CHECKING:
     from garrison.pipeline.collector import Collector
@@ -29,7 +29,6 @@ MAX_FRAME = 64 * 1024
 BATCH = 500
 FLUSH_SECONDS = 1.0
 IDLE_SECONDS = 300.0
-HANDSHAKE_SECONDS = 10.0
 
 
 class FramingError(Exception):
@@ -96,7 +95,7 @@ class _Handler(socketserver.StreamRequestHandler):
             collector.activity.record(host, self.server.stream, len(batch))
 
 
-class SyslogTLSServer(socketserver.ThreadingTCPServer):
+class SyslogTLSServer(MTLSServerMixin, socketserver.ThreadingTCPServer):
     """The RFC 5425 listener of a collector (same CA, revocations, store)."""
 
     daemon_threads = True
@@ -107,23 +106,11 @@ class SyslogTLSServer(socketserver.ThreadingTCPServer):
         self.stream = stream
         super().__init__((host, port), _Handler)
 
-    def get_request(self) -> tuple[socket.socket, Any]:
-        """Accept and wrap in TLS (the handshake happens in the connection's thread)."""
-        sock, addr = self.socket.accept()
-        wrapped = self.collector.ssl_context.wrap_socket(
-            sock, server_side=True, do_handshake_on_connect=False
-        )
-        return wrapped, addr
+    tls_name = "syslog-tls"
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """Complete the handshake with a deadline, then serve the connection."""
-        request.settimeout(HANDSHAKE_SECONDS)
-        try:
-            request.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            log.info("syslog-tls: TLS handshake with %s failed: %s", client_address, exc)
-            return
-        super().finish_request(request, client_address)
+    def tls_context(self) -> ssl.SSLContext:
+        """The collector's mTLS context."""
+        return self.collector.ssl_context
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread."""
