@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import ssl
@@ -93,10 +94,14 @@ def test_frames_are_parsed_and_stored_as_the_certified_host(world: tuple) -> Non
 
 
 def test_no_certificate_no_entry(world: tuple) -> None:  # type: ignore[type-arg]
-    """A device without a client certificate cannot even finish the handshake."""
+    """A device without a client certificate is cut off before a frame is read.
+
+    Under TLS 1.3 the client sees its side of the handshake finish before the server checks the
+    (missing) certificate, so the refusal arrives as an alert or a plain end of stream.
+    """
     ca, store, server, _ = world
     ctx = ssl.create_default_context(cafile=str(ca.cert_path))
-    with pytest.raises((ssl.SSLError, OSError)):
+    with contextlib.suppress(ssl.SSLError, OSError):
         _send(server, ctx, _frames(SSHD))
     assert "system" not in store.stream_names() or store.stream("system").next_offset == 0
 
