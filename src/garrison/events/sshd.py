@@ -19,13 +19,17 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from garrison.events.schema import Event, raw_event, set_source
-from garrison.events.syslog import BSD_HEADER, Clock, application_event, parse_header
+from garrison.events.syslog import Clock, application_event, parse_header
 
 Handler = Callable[["re.Match[str]", Event], None]
 
 _SESSIONS_MAX: Final = 65536
 _TIMES_MAX: Final = 16384
 _PREAUTH: Final = " [preauth]"
+_COMMON_HEADER = re.compile(
+    r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) ([^\s\[\]:]+) ([^\s\[\]:]+)\[(\d{1,10})\]: ?(.*)",
+    re.DOTALL,
+)
 _LEVELS: Final = ("error: ", "fatal: ", "warning: ")
 _SOLARIS = re.compile(r"\[ID \d+ [\w.]+\] ")
 _KERNEL = re.compile(r"kernel: ?\[ *[\d.]+\]:? ?")
@@ -41,14 +45,12 @@ def _port(event: Event, value: str | None, key: str = "src_port") -> None:
         event[key] = int(value)
 
 
-def _user(event: Event, m: re.Match[str]) -> None:
-    user = m["user"]
+def _user(event: Event, user: str | None, kind: str | None) -> None:
     if user is not None:
         if user == "<invalid username>":
             event["invalid_user"] = True
             return
         event["user"] = user
-    kind = m["kind"]
     if kind:
         if kind.split(" ", 1)[0] in _INVALID:
             event["invalid_user"] = True
@@ -67,25 +69,29 @@ def _net(event: Event, outcome: str) -> None:
 
 
 def _attempt(m: re.Match[str], event: Event) -> None:
-    verb = m["verb"]
-    _auth(event, _VERB_OUTCOME.get(verb, "unknown"))
-    method = m["method"]
+    verb, method, kind, user, addr, port, proto, info = m.groups()
+    event["class"] = "authentication"
+    event["outcome"] = _VERB_OUTCOME.get(verb, "unknown")
     event["auth_method"] = method
-    _user(event, m)
-    set_source(event, m["addr"])
-    _port(event, m["port"])
-    if m["proto"]:
-        event["protocol"] = m["proto"]
-    if m["info"]:
-        event["auth_info"] = m["info"]
+    _user(event, user, kind)
+    set_source(event, addr)
+    if port:
+        event["src_port"] = int(port)
+    if proto:
+        event["protocol"] = proto
+    if info:
+        event["auth_info"] = info
 
 
 def _invalid_user(m: re.Match[str], event: Event) -> None:
-    _auth(event, "failure")
-    event["user"] = m["user"]
+    user, addr, port = m.groups()
+    event["class"] = "authentication"
+    event["outcome"] = "failure"
+    event["user"] = user
     event["invalid_user"] = True
-    set_source(event, m["addr"])
-    _port(event, m["port"])
+    set_source(event, addr)
+    if port:
+        event["src_port"] = int(port)
 
 
 def _not_allowed(m: re.Match[str], event: Event) -> None:
@@ -105,24 +111,28 @@ def _root_refused(m: re.Match[str], event: Event) -> None:
 def _pam_failure(m: re.Match[str], event: Event) -> None:
     _auth(event, "failure")
     event["auth_method"] = "pam"
-    _user(event, m)
+    _user(event, m["user"], m["kind"])
     set_source(event, m["addr"])
     if m["via"]:
         set_source(event, m["via"], "dst")
 
 
 def _pam_module(m: re.Match[str], event: Event) -> None:
-    text = m["text"]
+    module, text = m.groups()
     event["class"] = "authentication"
-    event["pam_module"] = m["module"]
+    event["pam_module"] = module
     if "failure" in text:
         event["outcome"] = "failure"
-        fields = dict(_PAM_KV.findall(text))
-        set_source(event, fields.get("rhost"))
-        if fields.get("user"):
-            event["user"] = fields["user"]
-        if fields.get("ruser"):
-            event["ruser"] = fields["ruser"]
+        if (known := _PAM_UNIX_FAILURE.fullmatch(text)) is not None:
+            ruser, rhost, user = known.groups()
+        else:
+            fields = dict(_PAM_KV.findall(text))
+            ruser, rhost, user = fields.get("ruser"), fields.get("rhost"), fields.get("user")
+        set_source(event, rhost)
+        if user:
+            event["user"] = user
+        if ruser:
+            event["ruser"] = ruser
     elif text.startswith("session opened for user "):
         event["outcome"] = "success"
         event["activity"] = "logon"
@@ -136,24 +146,27 @@ def _pam_module(m: re.Match[str], event: Event) -> None:
 
 
 def _closed(m: re.Match[str], event: Event) -> None:
-    _user(event, m)
-    if event.get("preauth") or m["kind"]:
+    kind, user, addr, port = m.groups()
+    _user(event, user, kind)
+    if kind or event.get("preauth"):
         _auth(event, "failure")
-    elif m["user"] is not None:
+    elif user is not None:
         _auth(event, "success")
         event["activity"] = "logoff"
     else:
         _net(event, "unknown")
-    set_source(event, m["addr"])
-    _port(event, m["port"])
+    set_source(event, addr)
+    if port:
+        event["src_port"] = int(port)
 
 
 def _received_disconnect(m: re.Match[str], event: Event) -> None:
-    set_source(event, m["addr"] or m["addr2"])
-    _port(event, m["port"])
-    code = int(m["code"])
+    addr, port, addr2, code_text, desc = m.groups()
+    set_source(event, addr or addr2)
+    if port:
+        event["src_port"] = int(port)
+    code = int(code_text)
     event["disconnect_code"] = code
-    desc = m["desc"]
     event["disconnect_reason"] = desc
     if event.get("preauth") or code == 14 or "auth" in desc.lower():
         _auth(event, "failure")
@@ -163,7 +176,7 @@ def _received_disconnect(m: re.Match[str], event: Event) -> None:
 
 def _disconnecting(m: re.Match[str], event: Event) -> None:
     _auth(event, "failure")
-    _user(event, m)
+    _user(event, m["user"], m["kind"])
     set_source(event, m["addr"])
     _port(event, m["port"])
     desc = m["desc"]
@@ -192,7 +205,7 @@ def _net_failure(m: re.Match[str], event: Event) -> None:
 
 def _net_failure_user(m: re.Match[str], event: Event) -> None:
     _net_failure(m, event)
-    _user(event, m)
+    _user(event, m["user"], m["kind"])
 
 
 def _net_info(m: re.Match[str], event: Event) -> None:
@@ -208,7 +221,7 @@ def _auth_failure(m: re.Match[str], event: Event) -> None:
     _auth(event, "failure")
     groups = m.groupdict()
     if "user" in groups:
-        _user(event, m)
+        _user(event, groups["user"], groups["kind"])
     set_source(event, groups.get("addr") or groups.get("addr2"))
     _port(event, groups.get("port"))
     if groups.get("proto"):
@@ -390,6 +403,10 @@ _RULES["Authentication"].append((_PAM_FAIL, _pam_failure))
 _RULES["authentication"].append((_PAM_FAIL, _pam_failure))
 _RULES["Disconnecting:"] = _RULES["Disconnecting"]
 _PAM_LINE = re.compile(r"(?P<module>pam_\w+)\([^)]*\): (?P<text>.*)")
+_PAM_UNIX_FAILURE = re.compile(
+    r"authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* ruser=(\S*) rhost=(\S*)"
+    r"(?:\s+user=(\S*))?"
+)
 
 
 def parse_message(msg: str, event: Event) -> bool:
@@ -428,29 +445,32 @@ class SshdParser:
         self.clock = clock
         self.correlate = correlate
         self._sessions: dict[tuple[str | None, int], tuple[str, Any, int | None]] = {}
-        self._times: dict[tuple[str, str, str, str | None], str | None] = {}
+        self._times: dict[tuple[str, str, str], str | None] = {}
 
     def parse(self, line: str) -> Event:
         """One line as a normalized event (``raw`` with a reason when not understood)."""
-        time: str | None = None
-        if line[:1] != "<" and (m := BSD_HEADER.match(line)):
-            # The common RFC 3164 shape, inlined from `parse_header` (same result).
-            mon, day, hms, frac, iso_text, host, prog, pid_text, bprog, msg = m.groups()
-            clock = self.clock
-            if iso_text:
-                time = clock.iso(iso_text)
-            else:
-                stamp = (mon, day, hms, frac)
-                try:
-                    time = self._times[stamp]
-                except KeyError:
-                    if len(self._times) >= _TIMES_MAX:
-                        self._times.clear()
-                    time = self._times[stamp] = clock.bsd(mon, day, hms, frac)
-            program = prog or bprog
-            pid = int(pid_text) if pid_text else None
-            inferred = False
-        if time is None:
+        event: Event | None = None
+        if (m := _COMMON_HEADER.match(line)) is not None:
+            # The usual ``Mon dd HH:MM:SS host prog[pid]: msg``: what `parse_header` gives it.
+            mon, day, hms, host, program, pid_text, msg = m.groups()
+            stamp = (mon, day, hms)
+            try:
+                time = self._times[stamp]
+            except KeyError:
+                if len(self._times) >= _TIMES_MAX:
+                    self._times.clear()
+                time = self._times[stamp] = self.clock.bsd(mon, day, hms)
+            if time is not None:
+                pid: int | None = int(pid_text)
+                event = {
+                    "time": time,
+                    "class": "application_log",
+                    "host": host,
+                    "process": program,
+                    "pid": pid,
+                    "message": msg,
+                }
+        if event is None:
             header = parse_header(line, self.clock)
             if header is None:
                 return raw_event(
@@ -460,17 +480,7 @@ class SshdParser:
                     time_inferred=True,
                 )
             time, host, program, pid, msg, inferred = header
-        if inferred or host is None or program is None or pid is None:
             event = application_event(time, host, program, pid, msg, inferred)
-        else:
-            event = {
-                "time": time,
-                "class": "application_log",
-                "host": host,
-                "process": program,
-                "pid": pid,
-                "message": msg,
-            }
         if (
             program is not None
             and program.startswith("sshd")
@@ -484,10 +494,10 @@ class SshdParser:
 
     def _correlate(self, event: Event, host: str | None, pid: int) -> None:
         key = (host, pid)
-        if "src_ip" in event:
-            self._remember(key, ("src_ip", event["src_ip"], event.get("src_port")))
-        elif "src_host" in event:
-            self._remember(key, ("src_host", event["src_host"], event.get("src_port")))
+        if (address := event.get("src_ip")) is not None:
+            self._remember(key, ("src_ip", address, event.get("src_port")))
+        elif (name := event.get("src_host")) is not None:
+            self._remember(key, ("src_host", name, event.get("src_port")))
         elif (known := self._sessions.get(key)) is not None:
             field, value, port = known
             event[field] = value

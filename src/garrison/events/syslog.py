@@ -170,8 +170,6 @@ _BSD = re.compile(
     r" ?(?P<msg>.*)",
     re.DOTALL,
 )
-BSD_HEADER: Final = _BSD
-"""The RFC 3164 header pattern `parse_header` tries after RFC 5424 (groups as it reads them)."""
 _RFC5424 = re.compile(
     r"<\d{1,3}>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
     r"(?P<sd>-|(?:\[(?:[^\]\"\\]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (?P<msg>.*))?",
