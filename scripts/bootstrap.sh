@@ -17,6 +17,8 @@ if [ "$dev" = 1 ]; then
   compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || apt_packages+=(postgresql)
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v npm >/dev/null || apt_packages+=(npm)
+  [ -x /lib/systemd/systemd-journal-remote ] || apt_packages+=(systemd-journal-remote)
+  command -v journalctl >/dev/null || apt_packages+=(systemd)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "== apt: ${apt_packages[*]}"

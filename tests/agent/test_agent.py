@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import pytest
 from garrison.agent import daemon
 from garrison.agent.daemon import Agent, Source
 from garrison.agent.identity import Identity, new_key_and_csr
+from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
 from garrison.core.pki import CertificateAuthority
 from garrison.core.secrets import KeyRing
@@ -21,6 +23,7 @@ from garrison.core.tls import mtls_server_context
 from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline.collector import Collector
+from tests.pipeline.journals import needs_journal_remote, sshd_entry, write_journal
 
 
 @dataclass
@@ -97,6 +100,24 @@ def test_lines_arrive_once_with_host(rig: Rig) -> None:
     agent.close()
 
 
+def test_the_name_a_line_gives_its_host_is_kept_apart_from_the_certified_host(rig: Rig) -> None:
+    """A machine calling itself ip-10-0-0-5 in its logs still ships as web-1, not refused."""
+    rig.log.write_text(
+        json.dumps({"n": 0, "host": "ip-10-0-0-5"})
+        + "\n"
+        + json.dumps({"n": 1, "host": "WEB-1"})
+        + "\n"
+    )
+    agent = rig.agent()
+    agent.step()
+    agent.close()
+    events = [r.event() for r in rig.store.stream("app").read(0, 10)]
+    assert [(e["host"], e.get("logged_host")) for e in events] == [
+        ("web-1", "ip-10-0-0-5"),
+        ("web-1", None),
+    ]
+
+
 def test_crash_between_spool_and_cursor_rolls_forward(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,3 +178,53 @@ def test_near_full_spool_raises_an_alert(rig: Rig, monkeypatch: pytest.MonkeyPat
     assert agent.followers[0].alerted
     assert agent.pending_alerts
     agent.close()
+
+
+def test_source_specs_are_checked_and_regex_formats_keep_their_colons() -> None:
+    """FORMAT:STREAM:PATH; a regex format splits on its last two colons; mistakes are named."""
+    pattern = r"regex:(?P<time>\S+) (?P<level>\w+): (?P<message>.*)"
+    assert Source.parse(f"{pattern}:app:/var/log/app.log") == Source(
+        Path("/var/log/app.log"), pattern, "app"
+    )
+    assert Source.parse("sshd:ssh:/srv/a:b.log") == Source(Path("/srv/a:b.log"), "sshd", "ssh")
+    for spec, words in (
+        ("auth.log", "FORMAT:STREAM:PATH"),
+        ("sshd::/var/log/auth.log", "FORMAT:STREAM:PATH"),
+        ("sshd:SSH:/var/log/auth.log", "invalid stream 'SSH'"),
+        ("syslog:ssh:/var/log/auth.log", "unknown format 'syslog'"),
+        ("regex:(:app:/var/log/app.log", "does not compile"),
+        ("regex:plain:app:/var/log/app.log", "names no groups"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(words)):
+            Source.parse(spec)
+
+
+@needs_journal_remote
+def test_journal_source_ships_once_across_a_crash(rig: Rig, tmp_path: Path) -> None:
+    """Journal entries reach the ssh stream parsed; a crash before the cursor commit re-sends
+    nothing; entries written while the agent is down arrive after the restart."""
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    write_journal(journal, [sshd_entry(n) for n in range(5)])
+    source = Source(Path("journal:ssh.service"), "sshd", "ssh", journal_dir=journal)
+    agent = Agent(rig.state, rig.url, [source])
+    follower = agent.followers[0]
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20)
+    while not follower.spool.count and dt.datetime.now(dt.UTC) < deadline:
+        original = follower.tailer.commit
+        follower.tailer.commit = lambda position: None  # type: ignore[method-assign]  # crash
+        follower.read(agent.shipper)
+        follower.tailer.commit = original  # type: ignore[method-assign]
+    agent.close()
+    write_journal(journal, [sshd_entry(n) for n in range(5, 8)])
+    again = Agent(rig.state, rig.url, [source])
+    while dt.datetime.now(dt.UTC) < deadline:
+        again.step()
+        if "ssh" in rig.store.stream_names() and rig.store.stream("ssh").next_offset >= 8:
+            break
+    again.close()
+    events = [r.event() for r in rig.store.stream("ssh").read(0, 100)]
+    assert [e["src_port"] for e in events] == list(range(1000, 1008))
+    assert {(e["host"], e["outcome"], e["class"]) for e in events} == {
+        ("web-1", "failure", "authentication")
+    }

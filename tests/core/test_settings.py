@@ -28,6 +28,20 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert s.console_url == "https://[::1]:10443"
 
 
+def test_agent_watch_is_a_list_in_toml_and_comma_separated_in_the_environment(
+    tmp_path: Path,
+) -> None:
+    """A TOML array can hold any source (commas in a regex too); the environment splits on ','."""
+    cfg = tmp_path / "garrison.toml"
+    cfg.write_text("agent_watch = ['regex:(?P<n>\\d{1,3}),x:app:/var/log/a.log']\n")
+    assert load(cfg, environ={}).agent_watch == [r"regex:(?P<n>\d{1,3}),x:app:/var/log/a.log"]
+    env = {"GARRISON_AGENT_WATCH": "sshd:ssh:/var/log/auth.log, jsonl:app:/srv/app.log"}
+    assert load(environ=env).agent_watch == ["sshd:ssh:/var/log/auth.log", "jsonl:app:/srv/app.log"]
+    cfg.write_text('agent_watch = "sshd:ssh:/var/log/auth.log"\n')
+    with pytest.raises(ConfigError, match=r"agent_watch.*a list of FORMAT:STREAM:PATH"):
+        load(cfg, environ={})
+
+
 @pytest.mark.parametrize(
     ("env", "words"),
     [

@@ -88,6 +88,7 @@ def test_frames_are_parsed_and_stored_as_the_certified_host(world: tuple) -> Non
     )
     events = _wait(store, 2)
     assert [e["host"] for e in events] == ["switch-1", "switch-1"]
+    assert [e["logged_host"] for e in events] == ["fw-1", "fw-1"]
     assert events[0]["src_ip"] == "203.0.113.5"
     assert events[0]["outcome"] == "failure"
     assert events[1]["message"] == "hello"

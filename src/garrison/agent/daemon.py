@@ -14,15 +14,20 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from garrison.agent.identity import Identity, new_key_and_csr
-from garrison.core.errors import GarrisonError
-from garrison.events.parsers import events_parser
+from garrison.core.errors import GarrisonError, UsageError
+from garrison.events.parsers import events_parser, make_parser
+from garrison.events.regex_format import PREFIX
+from garrison.events.schema import certify_host
+from garrison.logstore.store import STREAM_RE
+from garrison.pipeline.journal import JournalPosition, JournalTailer
 from garrison.pipeline.ship import ShipError, Shipper
 from garrison.pipeline.spool import Spool
 from garrison.pipeline.tail import Position, Tailer
@@ -32,32 +37,97 @@ log = logging.getLogger("garrison.agent")
 BATCH_LINES = 5000
 SPOOL_BYTES = 256 * 1024 * 1024
 _HEADER_END = b"\n"
+JOURNAL = "journal"
+
+
+class _Line(Protocol):
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def position(self) -> Any: ...
+
+
+class _Reader(Protocol):
+    """What a follower reads from: a `Tailer` (a file) or a `JournalTailer`."""
+
+    @property
+    def position(self) -> Any: ...
+
+    def poll(self, max_lines: int = ...) -> Sequence[_Line]: ...
+
+    def commit(self, position: Any) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class Source:
-    """A file the agent watches: its path, its format and the stream it goes to."""
+    """What the agent watches (a file, or the journal), its format and the stream it goes to.
+
+    A `path` of ``journal`` is this machine's systemd journal and ``journal:UNIT`` one unit of
+    it; `journal_dir` reads journal files in that directory instead.
+    """
 
     path: Path
     format: str
     stream: str
+    journal_dir: Path | None = None
+
+    @property
+    def journal_unit(self) -> str | None:
+        """For a journal source, the unit followed ('' for all); None for a file."""
+        text = str(self.path)
+        if text == JOURNAL:
+            return ""
+        return text.removeprefix(JOURNAL + ":") if text.startswith(JOURNAL + ":") else None
 
     @property
     def key(self) -> str:
         """A short stable name for the source's state files."""
-        return hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
+        name = str(self.path) if self.journal_dir is None else f"{self.path}@{self.journal_dir}"
+        return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+    def reader(self, cursor_file: Path) -> _Reader:
+        """A tailer for the file, or for the journal."""
+        unit = self.journal_unit
+        if unit is None:
+            return Tailer(self.path, cursor_file)
+        return JournalTailer(unit or None, cursor_file, directory=self.journal_dir)
+
+    def position(self, fields: dict[str, Any]) -> Any:
+        """A position read back from a spooled batch's header."""
+        return (Position if self.journal_unit is None else JournalPosition)(**fields)
 
     @classmethod
     def parse(cls, spec: str) -> Source:
-        """`FORMAT:STREAM:PATH`, e.g. ``sshd:ssh:/var/log/auth.log``."""
-        try:
-            format_, stream, path = spec.split(":", 2)
-        except ValueError:
-            raise GarrisonError(f"cannot read --watch {spec!r}: use FORMAT:STREAM:PATH") from None
+        """`FORMAT:STREAM:PATH`, e.g. ``sshd:ssh:/var/log/auth.log``, checked now.
+
+        A ``regex:PATTERN`` format may hold colons: the last two separate stream and path
+        (such a path cannot hold one).
+        """
+        parts = spec.rsplit(":", 2) if spec.startswith(PREFIX) else spec.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise UsageError(
+                f"cannot read the source {spec!r}",
+                hint="write FORMAT:STREAM:PATH, e.g. sshd:ssh:/var/log/auth.log",
+            )
+        format_, stream, path = parts
+        if not path.startswith("/") and not (path == JOURNAL or path.startswith(JOURNAL + ":")):
+            raise UsageError(
+                f"the source {spec!r} names neither an absolute path nor the journal",
+                hint="write /var/log/FILE, journal (all of it) or journal:UNIT",
+            )
+        if not STREAM_RE.match(stream):
+            raise UsageError(
+                f"invalid stream {stream!r} in the source {spec!r}: "
+                "use 1-32 lower-case letters, digits, '-' or '_'"
+            )
+        make_parser(format_)  # an unknown format or a bad pattern stops here, named
         return cls(Path(path), format_, stream)
 
 
-def _batch_id(source: Source, start: Position | None, count: int) -> str:
+def _batch_id(source: Source, start: Any, count: int) -> str:
     where = dataclasses.astuple(start) if start else ()
     digest = hashlib.sha256(json.dumps([source.key, where, count]).encode()).hexdigest()
     return f"{source.key}.{digest[:32]}"
@@ -66,10 +136,12 @@ def _batch_id(source: Source, start: Position | None, count: int) -> str:
 class _Follower:
     """One source: its tailer, parser and spool."""
 
-    def __init__(self, source: Source, state: Path) -> None:
+    def __init__(self, source: Source, state: Path, host: str) -> None:
         self.source = source
+        self.host = host
         base = state / "sources" / source.key
-        self.tailer = Tailer(source.path, base / "cursor.json")
+        self.cursor_file = base / "cursor.json"
+        self.tailer = source.reader(self.cursor_file)
         self.spool = Spool(base / "spool", SPOOL_BYTES, on_drop=self._dropped)
         self.parse = events_parser(source.format)  # a CloudTrail Records line is many events
         self.alerted = False
@@ -88,10 +160,10 @@ class _Follower:
         newest = self.spool.newest()
         if newest is not None:
             header, _ = newest[1].split(_HEADER_END, 1)
-            end = Position(**msgspec.json.decode(header))
+            end = self.source.position(msgspec.json.decode(header))
             self.tailer.commit(end)
             self.tailer.close()
-            self.tailer = Tailer(self.source.path, self.tailer.cursor_file)
+            self.tailer = self.source.reader(self.cursor_file)
 
     def read(self, shipper: Shipper) -> int:
         """Move up to one batch of new lines into the spool; how many lines."""
@@ -100,7 +172,8 @@ class _Follower:
         if not lines:
             return 0
         end = self.tailer.position or lines[-1].position
-        events: list[dict[str, Any]] = [e for line in lines for e in self.parse(line.data)]
+        host = self.host
+        events = [certify_host(e, host) for line in lines for e in self.parse(line.data)]
         batch_id = _batch_id(self.source, start, len(lines))
         body = shipper.encode_batch(batch_id, self.source.stream, events)
         header = msgspec.json.encode(dataclasses.asdict(end))
@@ -134,7 +207,8 @@ class Agent:
                 hint="run `garrison agent join --server URL --token TOKEN` first",
             )
         self.collector_url = collector_url
-        self.followers = [_Follower(s, state) for s in sources]
+        host = self.identity.host()
+        self.followers = [_Follower(s, state, host) for s in sources]
         self.pending_alerts: list[dict[str, Any]] = []
         self.shipper = Shipper(collector_url, self.identity.context())
 

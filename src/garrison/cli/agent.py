@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -16,12 +17,17 @@ app = typer.Typer(
     help="The host agent: join, then tail, parse and ship logs.", no_args_is_help=True
 )
 
-#: What `garrison agent run` watches by default (files that do not exist yet are waited for).
-DEFAULT_WATCH = (
-    "sshd:ssh:/var/log/auth.log",
-    "nginx:web:/var/log/nginx/access.log",
-    "nginx:web:/var/log/nginx/error.log",
-)
+
+def default_watch() -> list[str]:
+    """What `garrison agent run` follows unless told: sshd's log and nginx's.
+
+    sshd's messages come from ``/var/log/auth.log`` where a syslog daemon writes one, else from
+    the journal (Debian's unit ``ssh.service``); files that do not exist yet are waited for.
+    """
+    auth = "sshd:ssh:/var/log/auth.log"
+    if not Path("/var/log/auth.log").exists() and shutil.which("journalctl"):
+        auth = "sshd:ssh:journal:ssh.service"
+    return [auth, "nginx:web:/var/log/nginx/access.log", "nginx:web:/var/log/nginx/error.log"]
 
 
 @app.command("join")
@@ -52,7 +58,8 @@ def run_cmd(
     watch: Annotated[
         list[str] | None,
         typer.Option(
-            help="FORMAT:STREAM:PATH to follow (repeatable); default auth and nginx logs."
+            help="FORMAT:STREAM:PATH to follow (repeatable); FORMAT may be regex:PATTERN. "
+            "Default: agent_watch, else the auth and nginx logs."
         ),
     ] = None,
     data_dir: DataDirOption = None,
@@ -63,8 +70,7 @@ def run_cmd(
     settings = load_settings(data_dir)
     configure_logging(settings)
     url = collector or f"https://127.0.0.1:{settings.collector_listen_port}"
-    configured = [s.strip() for s in settings.agent_watch.split(",") if s.strip()]
-    sources = [Source.parse(spec) for spec in (watch or configured or DEFAULT_WATCH)]
+    sources = [Source.parse(spec) for spec in (watch or settings.agent_watch or default_watch())]
     agent = Agent(settings.data_path / "agent", url, sources)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -49,7 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     digest_webhook_url: str = ""
     host_cert_minutes: CertMinutes = 60
     collector_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
-    agent_watch: str = ""
+    agent_watch: list[str] = msgspec.field(default_factory=list)
     syslog_tls_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
 
     @property
@@ -89,8 +89,8 @@ ALLOWED: dict[str, str] = {
     "digest_webhook_url": "empty, or an https:// URL that receives every new digest as JSON",
     "host_cert_minutes": "lifetime of host client certificates in minutes, 5 to 1440",
     "collector_port": "the collector's port for agents (mTLS), 1 to 65535, or 0 for port + 1",
-    "agent_watch": "comma-separated FORMAT:STREAM:PATH the local agent follows; empty for "
-    "the auth and nginx logs",
+    "agent_watch": "a list of FORMAT:STREAM:PATH the local agent follows (in the environment: "
+    "comma-separated); empty for the auth and nginx logs",
     "syslog_tls_port": "0 (off), or the port of the syslog-over-TLS listener (RFC 5425)",
 }
 
@@ -164,7 +164,11 @@ def load(config_file: Path | None = None, environ: Mapping[str, str] | None = No
                 f"unknown setting in environment variable {name}",
                 hint=f"allowed: {', '.join(ENV_PREFIX + k.upper() for k in sorted(_FIELDS))}",
             )
-        raw[key], sources[key] = value, f"environment variable {name}"
+        if _FIELDS[key] == list[str]:  # an environment variable holds a comma-separated list
+            raw[key] = [item.strip() for item in value.split(",") if item.strip()]
+        else:
+            raw[key] = value
+        sources[key] = f"environment variable {name}"
 
     values = {key: _convert(key, value, sources[key]) for key, value in raw.items()}
     _check_semantics(values, sources)

@@ -1,7 +1,9 @@
 """The normalized event every parser produces: a plain dict with OCSF-inspired field names.
 
 Always present: ``time`` (ISO 8601 UTC ending in ``Z``), ``class`` (one of `CLASSES`) and
-``raw`` (the original line). Present when known: ``host`` (the logging host), ``src_ip``
+``raw`` (the original line). Present when known: ``host`` (the logging host; once shipped,
+the certified Garrison host, with a different name the line gave kept in ``logged_host``,
+see `certify_host`), ``src_ip``
 (an IP address normalized by `ipaddress`: IPv6 compressed, IPv4-mapped IPv6 as IPv4),
 ``src_host`` (a source given by name, or an address `ipaddress` refuses, kept as written),
 ``src_port``, ``user``, ``outcome`` (one of `OUTCOMES`), and source-specific fields
@@ -76,6 +78,20 @@ def set_source(event: Event, text: str | None, prefix: str = "src") -> None:
     if found is not None:
         key, value = found
         event[key if prefix == "src" else prefix + key[3:]] = value
+
+
+def certify_host(event: Event, host: str) -> Event:
+    """Stamp `event` with the Garrison `host` it came from; a different logged name is kept.
+
+    A line's own host name (a syslog header, a JSON ``host`` key) is what the machine calls
+    itself, often not its enrolled name: it moves to ``logged_host`` so that ``host`` is always
+    the certified identity, and a host cannot make its events look like another's.
+    """
+    logged = event.get("host")
+    if logged is not None and str(logged).lower() != host:
+        event["logged_host"] = logged
+    event["host"] = host
+    return event
 
 
 def raw_event(line: str, reason: str, time: str, **fields: Any) -> Event:

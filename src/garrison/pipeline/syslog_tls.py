@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from garrison.core.errors import GarrisonError
 from garrison.events.parsers import line_parser
+from garrison.events.schema import certify_host
 from garrison.pipeline.tls_server import MTLSServerMixin
 
 if TYPE_CHECKING:
@@ -74,8 +75,7 @@ class _Handler(socketserver.StreamRequestHandler):
         self.connection.settimeout(IDLE_SECONDS)
         try:
             while (frame := read_frame(self.rfile)) is not None:
-                event = parse(frame)
-                event["host"] = peer.host
+                event = certify_host(parse(frame), peer.host)
                 event["transport"] = "syslog-tls"
                 batch.append(event)
                 if len(batch) >= BATCH or time.monotonic() - flushed > FLUSH_SECONDS:

@@ -44,7 +44,7 @@ from types import TracebackType
 import msgspec
 
 from garrison.core.errors import GarrisonError, UsageError
-from garrison.core.files import fsync_dir
+from garrison.core.files import replace_private
 
 log = logging.getLogger("garrison.pipeline.tail")
 
@@ -192,19 +192,7 @@ class Tailer:
             position.fingerprint,
             position.fingerprint_size,
         )
-        directory = self.cursor_file.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.cursor_file.with_name(self.cursor_file.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(_encode(cursor))
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(self.cursor_file)
-        fsync_dir(directory)
+        replace_private(self.cursor_file, _encode(cursor))
 
     @property
     def position(self) -> Position | None:
