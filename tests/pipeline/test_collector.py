@@ -8,6 +8,7 @@ import json
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from garrison.core.errors import ValidationError
+import garrison
+from garrison.core.errors import PermissionDeniedError, ValidationError
 from garrison.core.pki import CertificateAuthority
 from garrison.core.secrets import KeyRing
 from garrison.core.tls import client_context, mtls_server_context
@@ -29,6 +31,7 @@ from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline import collector as collector_mod
 from garrison.pipeline.collector import MAX_BODY, Collector
+from garrison.pipeline.ship import Shipper
 
 
 @dataclass
@@ -545,3 +548,70 @@ def test_host_renews_its_certificate_before_expiry(env: Env, start: StartCollect
     env.revocations.write_text(json.dumps({"hosts": ["web-1"], "serials": []}))
     status, _, _ = request(c, client.context(), "POST", "/v1/renew", body)
     assert status == 403
+
+
+# --- kept-alive connections -------------------------------------------------------------------
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the TCP+TLS connections HTTPSConnection opens."""
+    opened: list[int] = []
+    original = http.client.HTTPSConnection.connect
+
+    def counting(self: http.client.HTTPSConnection) -> None:
+        opened.append(1)
+        original(self)
+
+    monkeypatch.setattr(http.client.HTTPSConnection, "connect", counting)
+    return opened
+
+
+def _shipper(c: Collector, client: Client) -> Shipper:
+    host, port = c.address
+    return Shipper(f"https://{host}:{port}", client.context())
+
+
+def test_shipper_keeps_one_connection_and_reconnects_after_an_idle_close(
+    env: Env, start: StartCollector, connects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many requests, one handshake; a connection the collector closed is replaced once."""
+    monkeypatch.setattr(collector_mod._Handler, "timeout", 1.0)  # idle connections close at 1 s
+    c = start()
+    free = c.connections._value  # type: ignore[attr-defined]  # every slot, before any connection
+    shipper = _shipper(c, enroll(env, "web-1"))
+    for n in range(5):
+        shipper.send(shipper.encode_batch(f"b-{n}", "app", [{"n": n}]))
+    assert len(connects) == 1
+    deadline = time.monotonic() + 10
+    while c.connections._value != free and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.05)
+    assert shipper.request("GET", "/v1/health")["host"] == "web-1"
+    assert len(connects) == 2
+    shipper.close()
+    assert [e["n"] for e in stored(env)] == list(range(5))
+
+
+def test_certificate_expiry_is_checked_on_every_request_of_a_kept_connection(env: Env) -> None:
+    """The handshake saw a valid certificate; a request after its expiry is still refused."""
+    der = x509.load_pem_x509_certificates(enroll(env, "web-1", minutes=5).cert.read_bytes())[0]
+    raw = der.public_bytes(serialization.Encoding.DER)
+    assert collector_mod.peer_from_der(raw).host == "web-1"
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=6)
+    with pytest.raises(PermissionDeniedError, match="not valid now"):
+        collector_mod.peer_from_der(raw, now=later)
+
+
+def test_fleet_activity_carries_agent_version_and_current_certificate_expiry(
+    env: Env, start: StartCollector
+) -> None:
+    """What the fleet view shows: the agent's User-Agent and the certificate it last used."""
+    c = start()
+    client = enroll(env, "web-1", minutes=30)
+    shipper = _shipper(c, client)
+    shipper.request("GET", "/v1/health")
+    shipper.close()
+    seen = c.activity.snapshot()["web-1"]
+    not_after = x509.load_pem_x509_certificates(client.cert.read_bytes())[0].not_valid_after_utc
+    assert seen["agent"] == f"garrison-agent/{garrison.__version__}"
+    assert seen["cert_not_after"] == not_after.isoformat(timespec="seconds")

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from garrison.events.regex_format import PREFIX
 from garrison.events.schema import certify_host
 from garrison.logstore.store import STREAM_RE
 from garrison.pipeline.journal import JournalPosition, JournalTailer
-from garrison.pipeline.ship import ShipError, Shipper
+from garrison.pipeline.ship import BACKOFF_MAX, ShipError, Shipper, jittered
 from garrison.pipeline.spool import Spool
 from garrison.pipeline.tail import Position, Tailer
 
@@ -36,6 +37,7 @@ log = logging.getLogger("garrison.agent")
 
 BATCH_LINES = 5000
 SPOOL_BYTES = 256 * 1024 * 1024
+HEARTBEAT_SECONDS = 60.0
 _HEADER_END = b"\n"
 JOURNAL = "journal"
 
@@ -211,6 +213,7 @@ class Agent:
         self.followers = [_Follower(s, state, host) for s in sources]
         self.pending_alerts: list[dict[str, Any]] = []
         self.shipper = Shipper(collector_url, self.identity.context())
+        self._last_contact = -HEARTBEAT_SECONDS
 
     def renew_if_due(self, now: dt.datetime | None = None) -> bool:
         """Get a new certificate (and key) from the collector when a third of its life is left."""
@@ -224,6 +227,7 @@ class Agent:
             {"Content-Type": "application/json"},
         )
         self.identity.save(key_pem, reply["certificate"].encode())
+        self.shipper.close()
         self.shipper = Shipper(self.collector_url, self.identity.context())
         log.info("agent: certificate renewed until %s", self.identity.not_after().isoformat())
         return True
@@ -269,21 +273,30 @@ class Agent:
                 )
                 self.pending_alerts = []
             sent = sum(f.ship(self.shipper) for f in self.followers)
+            if time.monotonic() - self._last_contact > HEARTBEAT_SECONDS:
+                self.shipper.request("GET", "/v1/health")  # a quiet host is not a silent one
+            self._last_contact = time.monotonic()
         except ShipError as exc:
             log.warning("agent: collector unavailable, keeping batches spooled: %s", exc)
         return read, sent
 
     def run(self, stop: threading.Event, idle: float = 0.5) -> None:
-        """Loop until `stop` is set; back off while the collector is down."""
+        """Loop until `stop` is set; back off (doubling, jittered, up to 30 s) while the
+        collector is down, reading on into the spool meanwhile."""
         backoff = idle
         while not stop.is_set():
             read, sent = self.step()
             pending = any(f.spool.count for f in self.followers)
-            backoff = idle if (sent or not pending) else min(backoff * 2, 30.0)
+            if sent or not pending:
+                backoff, wait = idle, idle
+            else:
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                wait = jittered(backoff)
             if not read:
-                stop.wait(backoff)
+                stop.wait(wait)
 
     def close(self) -> None:
-        """Release files."""
+        """Release files and the connection."""
         for follower in self.followers:
             follower.close()
+        self.shipper.close()

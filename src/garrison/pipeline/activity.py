@@ -1,7 +1,9 @@
-"""What each host sent lately: last seen and events per second per stream, for the fleet view.
+"""What each host sent lately, for the fleet view: last seen, events/s per stream, agent, cert.
 
 The collector keeps one-minute buckets for the last `WINDOW_MINUTES` minutes per host and
-stream and publishes a snapshot file the control plane reads (no database on the collector).
+stream, and the agent version (its User-Agent) and certificate expiry of each host's latest
+request, and publishes a snapshot file the control plane reads (no database on the collector):
+renewals happen at the collector, so this is where the current expiry is known.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from garrison.core.files import replace_private
 
 WINDOW_MINUTES = 5
+AGENT_MAX = 64
 
 
 class HostActivity:
@@ -25,13 +28,28 @@ class HostActivity:
         self._lock = threading.Lock()
         self._last_seen: dict[str, float] = {}
         self._buckets: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+        self._agents: dict[str, str] = {}
+        self._cert_not_after: dict[str, dt.datetime] = {}
 
-    def record(self, host: str, stream: str | None = None, events: int = 0) -> None:
-        """Note that `host` was seen now, having sent `events` to `stream`."""
+    def record(
+        self,
+        host: str,
+        stream: str | None = None,
+        events: int = 0,
+        *,
+        agent: str | None = None,
+        cert_not_after: dt.datetime | None = None,
+    ) -> None:
+        """Note that `host` was seen now (with its agent and certificate expiry, when given),
+        having sent `events` to `stream`."""
         now = time.time()
         minute = int(now // 60)
         with self._lock:
             self._last_seen[host] = now
+            if agent:
+                self._agents[host] = "".join(c for c in agent[:AGENT_MAX] if c.isprintable())
+            if cert_not_after is not None:
+                self._cert_not_after[host] = cert_not_after
             if stream is not None:
                 buckets = self._buckets[(host, stream)]
                 buckets[minute] = buckets.get(minute, 0) + events
@@ -39,7 +57,7 @@ class HostActivity:
                     del buckets[old]
 
     def snapshot(self, now: float | None = None) -> dict[str, dict[str, object]]:
-        """Per host: ISO last seen and events/s per stream over the window."""
+        """Per host: ISO last seen, events/s per stream over the window, agent, cert expiry."""
         now = now or time.time()
         floor = int(now // 60) - WINDOW_MINUTES
         rates: dict[str, dict[str, float]] = defaultdict(dict)
@@ -53,6 +71,12 @@ class HostActivity:
                         timespec="seconds"
                     ),
                     "events_per_second": rates.get(host, {}),
+                    "agent": self._agents.get(host, ""),
+                    "cert_not_after": (
+                        self._cert_not_after[host].isoformat(timespec="seconds")
+                        if host in self._cert_not_after
+                        else None
+                    ),
                 }
                 for host, seen in self._last_seen.items()
             }

@@ -33,6 +33,7 @@ Back-pressure
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -129,11 +130,22 @@ class Peer:
 
     host: str
     serial: int
+    not_after: dt.datetime
 
 
-def peer_from_der(der: bytes) -> Peer:
-    """The host a verified client certificate names (SAN DNS, else CN) and its serial."""
+def peer_from_der(der: bytes, now: dt.datetime | None = None) -> Peer:
+    """The host a verified client certificate names (SAN DNS, else CN), serial and expiry.
+
+    The handshake checked the validity period when the connection opened; a kept-alive
+    connection outlives that moment, so every request checks it again.
+    """
     cert = x509.load_der_x509_certificate(der)
+    now = now or dt.datetime.now(dt.UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise PermissionDeniedError(
+            f"the client certificate is not valid now (valid until "
+            f"{cert.not_valid_after_utc.isoformat()}); renew before it expires"
+        )
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -149,7 +161,7 @@ def peer_from_der(der: bytes) -> Peer:
         names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if not names or not HOST_RE.match(names[0]):
         raise PermissionDeniedError("the certificate names no valid host")
-    return Peer(names[0].lower(), cert.serial_number)
+    return Peer(names[0].lower(), cert.serial_number, cert.not_valid_after_utc)
 
 
 class Revocations:
@@ -337,7 +349,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             peer = collector.authenticate(self.connection)
             path = self.path.split("?", 1)[0]
-            collector.activity.record(peer.host)
+            collector.activity.record(
+                peer.host, agent=self.headers.get("User-Agent"), cert_not_after=peer.not_after
+            )
             if path == "/v1/health" and method == "GET":
                 self._send(200, {"status": "ok", "host": peer.host})
             elif path == "/v1/batches" and method == "POST":

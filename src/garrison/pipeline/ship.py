@@ -1,4 +1,4 @@
-"""Shipping batches from a host to the collector over mTLS, with retries, backoff and jitter."""
+"""Shipping batches from a host to the collector over mTLS, on a kept-alive connection."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import http.client
 import json
 import random
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +13,12 @@ from urllib.parse import urlsplit
 
 import zstandard
 
+from garrison import __version__
 from garrison.core.errors import StoreError, UsageError
 
-BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
+USER_AGENT = f"garrison-agent/{__version__}"
+_RNG = random.Random()  # noqa: S311  # nosec B311  # jitter, not cryptography
 
 
 class ShipError(StoreError):
@@ -26,7 +27,10 @@ class ShipError(StoreError):
 
 @dataclass
 class Shipper:
-    """Sends one batch per request; a batch id makes retries safe (the collector de-duplicates)."""
+    """Sends one batch per request; a batch id makes retries safe (the collector de-duplicates).
+
+    Not thread-safe: the agent's loop is its only user.
+    """
 
     collector_url: str
     context: ssl.SSLContext
@@ -41,6 +45,7 @@ class Shipper:
             )
         self._host, self._port = parts.hostname, parts.port or 443
         self._compress = zstandard.ZstdCompressor(level=3).compress
+        self._conn: http.client.HTTPSConnection | None = None
 
     def encode_batch(self, batch_id: str, stream: str, events: list[dict[str, Any]]) -> bytes:
         """The compressed request body of a batch (what the spool keeps)."""
@@ -59,18 +64,23 @@ class Shipper:
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        """One HTTPS request to the collector; anything but 200 raises `ShipError`."""
-        conn = http.client.HTTPSConnection(
-            self._host, self._port, context=self.context, timeout=self.timeout
-        )
+        """One HTTPS request to the collector; anything but 200 raises `ShipError`.
+
+        The connection is kept alive between requests. When a kept connection turns out to be
+        closed by the collector (idle timeout, restart) the request is sent once more on a new
+        one: safe, since a batch id is stored once and a renewal only issues another cert.
+        """
+        headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        kept = self._conn is not None
         try:
-            conn.request(method, path, body=body or None, headers=headers or {})
-            response = conn.getresponse()
-            data = response.read()
+            response, data = self._exchange(method, path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
-            raise ShipError(f"collector {self.collector_url} unreachable: {exc}") from exc
-        finally:
-            conn.close()
+            if not kept:
+                raise ShipError(f"collector {self.collector_url} unreachable: {exc}") from exc
+            try:
+                response, data = self._exchange(method, path, body, headers)
+            except (OSError, http.client.HTTPException) as again:
+                raise ShipError(f"collector {self.collector_url} unreachable: {again}") from again
         try:
             parsed: dict[str, Any] = json.loads(data) if data else {}
         except ValueError:
@@ -81,22 +91,33 @@ class Shipper:
             raise ShipError(f"collector answered {response.status}: {message or data[:200]!r}")
         return parsed
 
-
-def with_backoff(
-    attempt: Callable[[], Any],
-    *,
-    deadline: float,
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
-) -> Any:
-    """Call `attempt` until it succeeds or `deadline` (monotonic) passes; full-jitter backoff."""
-    rng = rng or random.Random()  # noqa: S311  # nosec B311  # jitter, not cryptography
-    delay = BACKOFF_START
-    while True:
+    def _exchange(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        conn = self._conn or http.client.HTTPSConnection(
+            self._host, self._port, context=self.context, timeout=self.timeout
+        )
+        self._conn = None
         try:
-            return attempt()
-        except ShipError:
-            if time.monotonic() + delay > deadline:
-                raise
-            sleep(rng.uniform(0, delay))
-            delay = min(delay * 2, BACKOFF_MAX)
+            conn.request(method, path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            conn.close()
+            raise
+        if response.will_close:
+            conn.close()
+        else:
+            self._conn = conn
+        return response, data
+
+    def close(self) -> None:
+        """Close the kept-alive connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def jittered(delay: float, rng: random.Random = _RNG) -> float:
+    """A wait between half of `delay` and all of it, so that agents do not retry in step."""
+    return delay / 2 + rng.uniform(0, delay / 2)

@@ -69,6 +69,7 @@ class _Handler(socketserver.StreamRequestHandler):
         except GarrisonError as exc:
             log.warning("syslog-tls: refused %s: %s", self.client_address, exc)
             return
+        collector.activity.record(peer.host, agent="syslog-tls", cert_not_after=peer.not_after)
         parse = line_parser("sshd")
         batch: list[dict[str, Any]] = []
         flushed = time.monotonic()

@@ -134,3 +134,28 @@ def test_silent_host_is_flagged(admin: Person) -> None:
     assert views["busy-1"].events_per_second == {"ssh": 0.1}
     page = signed_in_client(admin).get("/hosts/")
     assert b"silent" in page.content
+
+
+def test_agent_version_and_renewed_certificate_reach_the_fleet_view(admin: Person) -> None:
+    """The collector's snapshot (agent User-Agent, expiry of the renewed certificate) wins over
+    the join-time expiry in the console and the API."""
+    from garrison.pipeline.activity import HostActivity  # noqa: PLC0415
+
+    client = api_client(admin)
+    token = client.post("/api/v1/hosts", {"name": "web-9", "zone": "z"}, format="json").json()
+    assert join(token["join_token"], csr_for("web-9")[1]).status_code == 201  # type: ignore[attr-defined]
+    joined = client.get("/api/v1/hosts/web-9").json()
+    assert joined["agent"] == ""
+    renewed = dt.datetime.fromisoformat(joined["cert_not_after"]) + dt.timedelta(hours=5)
+    activity = HostActivity()
+    activity.record("web-9", agent="garrison-agent/9.9.9", cert_not_after=renewed)
+    activity.publish(settings.PREPARED.data.activity)
+    shown = client.get("/api/v1/hosts/web-9").json()
+    assert shown["agent"] == "garrison-agent/9.9.9"
+    assert dt.datetime.fromisoformat(shown["cert_not_after"]) == renewed.replace(microsecond=0)
+    assert not shown["silent"]
+    listed = client.get("/api/v1/hosts").json()["results"]
+    assert [h["agent"] for h in listed if h["name"] == "web-9"] == ["garrison-agent/9.9.9"]
+    page = signed_in_client(admin).get("/hosts/").content.decode()
+    assert "garrison-agent/9.9.9" in page
+    assert renewed.strftime("%Y-%m-%d %H:%M") in page

@@ -15,26 +15,30 @@ from garrison.server.accounts.api import api_user
 from garrison.server.accounts.roles import OPERATE, READ_ALL
 from garrison.server.api import Pagination
 from garrison.server.fleet import actions, queries
-from garrison.server.fleet.models import Host
 
 
-class HostSerializer(serializers.ModelSerializer[Host]):
-    """A host as the API shows it."""
+class HostSerializer(serializers.Serializer[Any]):
+    """A host as the API shows it, with what the collector saw of it lately."""
 
-    state = serializers.CharField(read_only=True)
-
-    class Meta:
-        model = Host
-        fields = (
-            "name",
-            "zone",
-            "state",
-            "created_at",
-            "joined_at",
-            "revoked_at",
-            "cert_not_after",
-        )
-        read_only_fields = fields
+    name = serializers.CharField(source="host.name", read_only=True)
+    zone = serializers.CharField(source="host.zone", read_only=True)
+    state = serializers.CharField(source="host.state", read_only=True)
+    created_at = serializers.DateTimeField(source="host.created_at", read_only=True)
+    joined_at = serializers.DateTimeField(source="host.joined_at", read_only=True, allow_null=True)
+    revoked_at = serializers.DateTimeField(
+        source="host.revoked_at", read_only=True, allow_null=True
+    )
+    cert_not_after = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="Expiry of the host's current certificate."
+    )
+    last_seen = serializers.DateTimeField(read_only=True, allow_null=True)
+    silent = serializers.BooleanField(
+        read_only=True, help_text="Joined, but nothing heard for 5 minutes."
+    )
+    agent = serializers.CharField(read_only=True, help_text="The agent's version, as it sent it.")
+    events_per_second = serializers.DictField(
+        child=serializers.FloatField(), read_only=True, help_text="Per stream, last 5 minutes."
+    )
 
 
 class HostCreateSerializer(serializers.Serializer[Any]):
@@ -77,7 +81,9 @@ class HostListView(APIView):
         """List hosts."""
         pager = Pagination()
         page = pager.paginate_queryset(queries.hosts_visible_to(api_user(request)), request, self)
-        return pager.get_paginated_response(HostSerializer(page, many=True).data)
+        seen = queries.activity_snapshot()
+        views = [queries.view_of(host, seen) for host in page or []]
+        return pager.get_paginated_response(HostSerializer(views, many=True).data)
 
     @extend_schema(
         operation_id="hosts_create",
@@ -94,7 +100,7 @@ class HostListView(APIView):
             zone=data.validated_data["zone"],
             minutes=settings.GARRISON.setup_link_minutes,
         )
-        body = {"host": HostSerializer(host).data, "join_token": token}
+        body = {"host": HostSerializer(queries.view_of(host, {})).data, "join_token": token}
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -107,7 +113,8 @@ class HostDetailView(APIView):
     @extend_schema(operation_id="hosts_retrieve", responses=HostSerializer)
     def get(self, request: Request, name: str) -> Response:
         """Show a host."""
-        return Response(HostSerializer(queries.access_host(api_user(request), name)).data)
+        host = queries.access_host(api_user(request), name)
+        return Response(HostSerializer(queries.view_of(host, queries.activity_snapshot())).data)
 
     @extend_schema(operation_id="hosts_revoke", responses={204: None})
     def delete(self, request: Request, name: str) -> Response:

@@ -33,26 +33,49 @@ class HostView:
     host: Host
     last_seen: dt.datetime | None
     events_per_second: dict[str, float]
+    agent: str
+    cert_not_after: dt.datetime | None
 
     @property
     def silent(self) -> bool:
-        """A joined, unrevoked host that sent nothing (not even a health check) for 5 minutes."""
+        """A joined, unrevoked host that sent nothing (not even a heartbeat) for 5 minutes."""
         if self.host.state != "joined":
             return False
         return self.last_seen is None or timezone.now() - self.last_seen > SILENT_AFTER
 
 
+def _moment(value: object) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def view_of(host: Host, seen: dict[str, dict[str, object]]) -> HostView:
+    """`host` with its entry of the collector's activity snapshot `seen`.
+
+    The certificate expiry is the later of the one issued at join and the one the host last
+    presented to the collector (renewals happen there).
+    """
+    entry = seen.get(host.name, {})
+    rates = entry.get("events_per_second")
+    agent = entry.get("agent")
+    expiries = [m for m in (host.cert_not_after, _moment(entry.get("cert_not_after"))) if m]
+    return HostView(
+        host,
+        _moment(entry.get("last_seen")),
+        rates if isinstance(rates, dict) else {},
+        agent if isinstance(agent, str) else "",
+        max(expiries) if expiries else None,
+    )
+
+
+def activity_snapshot() -> dict[str, dict[str, object]]:
+    """The collector's last published activity snapshot."""
+    return activity.read(settings.PREPARED.data.activity)
+
+
 def fleet_view(actor: User) -> list[HostView]:
-    """Every host with its last-seen time, events/s per stream and silent flag."""
-    seen = activity.read(settings.PREPARED.data.activity)
-    views = []
-    for host in hosts_visible_to(actor):
-        entry = seen.get(host.name, {})
-        raw_seen = entry.get("last_seen")
-        last = dt.datetime.fromisoformat(raw_seen) if isinstance(raw_seen, str) else None
-        rates = entry.get("events_per_second")
-        views.append(HostView(host, last, rates if isinstance(rates, dict) else {}))
-    return views
+    """Every host with its last-seen time, events/s per stream, agent, cert and silent flag."""
+    seen = activity_snapshot()
+    return [view_of(host, seen) for host in hosts_visible_to(actor)]
 
 
 def access_host(actor: User, name: str) -> Host:
