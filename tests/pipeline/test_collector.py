@@ -548,6 +548,14 @@ def test_host_renews_its_certificate_before_expiry(env: Env, start: StartCollect
     env.revocations.write_text(json.dumps({"hosts": ["web-1"], "serials": []}))
     status, _, _ = request(c, client.context(), "POST", "/v1/renew", body)
     assert status == 403
+    audit = [(e["action"], e["outcome"], e["actor"], e["status"]) for e in stored(env, "audit")]
+    assert audit == [
+        ("collector.renew.post", "success", {"type": "host", "name": "web-1"}, 200),
+        ("collector.renew.post", "denied", {"type": "host", "name": "web-1"}, 403),
+    ]
+    refusal = stored(env, "audit")[1]
+    assert "web-1 is revoked" in refusal["request_parameters"]["reason"]
+    assert refusal["source_ip"] == "127.0.0.1"
 
 
 # --- kept-alive connections -------------------------------------------------------------------
@@ -592,14 +600,17 @@ def test_shipper_keeps_one_connection_and_reconnects_after_an_idle_close(
     assert [e["n"] for e in stored(env)] == list(range(5))
 
 
-def test_certificate_expiry_is_checked_on_every_request_of_a_kept_connection(env: Env) -> None:
+def test_certificate_expiry_is_checked_on_every_request_of_a_kept_connection(
+    env: Env, start: StartCollector
+) -> None:
     """The handshake saw a valid certificate; a request after its expiry is still refused."""
+    c = start()
     der = x509.load_pem_x509_certificates(enroll(env, "web-1", minutes=5).cert.read_bytes())[0]
-    raw = der.public_bytes(serialization.Encoding.DER)
-    assert collector_mod.peer_from_der(raw).host == "web-1"
+    peer = collector_mod.peer_from_der(der.public_bytes(serialization.Encoding.DER))
+    c.admit(peer)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=6)
-    with pytest.raises(PermissionDeniedError, match="not valid now"):
-        collector_mod.peer_from_der(raw, now=later)
+    with pytest.raises(PermissionDeniedError, match="web-1 expired at"):
+        c.admit(peer, now=later)
 
 
 def test_fleet_activity_carries_agent_version_and_current_certificate_expiry(

@@ -67,6 +67,7 @@ from garrison.core.pki import HOST_RE, CertificateAuthority
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
 from garrison.core.tls import mtls_server_context, renew_if_due
+from garrison.events.audit import Actor, AuditEvent, AuditTrail, new_id, now_iso, outcome_for
 from garrison.logstore import segment
 from garrison.logstore.local import open_store
 from garrison.logstore.store import Store
@@ -133,19 +134,9 @@ class Peer:
     not_after: dt.datetime
 
 
-def peer_from_der(der: bytes, now: dt.datetime | None = None) -> Peer:
-    """The host a verified client certificate names (SAN DNS, else CN), serial and expiry.
-
-    The handshake checked the validity period when the connection opened; a kept-alive
-    connection outlives that moment, so every request checks it again.
-    """
+def peer_from_der(der: bytes) -> Peer:
+    """The host a verified client certificate names (SAN DNS, else CN), serial and expiry."""
     cert = x509.load_der_x509_certificate(der)
-    now = now or dt.datetime.now(dt.UTC)
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        raise PermissionDeniedError(
-            f"the client certificate is not valid now (valid until "
-            f"{cert.not_valid_after_utc.isoformat()}); renew before it expires"
-        )
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -346,9 +337,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         collector = self.server.collector
+        path = self.path.split("?", 1)[0]
+        peer: Peer | None = None
         try:
-            peer = collector.authenticate(self.connection)
-            path = self.path.split("?", 1)[0]
+            peer = collector.identify(self.connection)
+            collector.admit(peer)
             collector.activity.record(
                 peer.host, agent=self.headers.get("User-Agent"), cert_not_after=peer.not_after
             )
@@ -360,7 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, collector.accept(peer, body))
             elif path == "/v1/renew" and method == "POST":
                 with collector.slot():
-                    self._send(200, collector.renew_for(peer, self._read_body()))
+                    reply = collector.renew_for(peer, self._read_body())
+                    collector.audit(peer, self._request_facts(method, path), 200)
+                    self._send(200, reply)
             elif path in {"/v1/health", "/v1/batches", "/v1/renew"}:
                 self.close_connection = True
                 self._send(
@@ -370,11 +365,20 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 raise _NotFoundError(f"no such endpoint: {path}")
         except GarrisonError as exc:
+            if exc.http_status in {401, 403}:
+                collector.audit(peer, self._request_facts(method, path), exc.http_status, exc)
             self._error(exc)
         except Exception:
             log.exception("collector: request failed")
             self.close_connection = True
             self._send(500, {"error": {"code": "internal_error", "message": "internal error"}})
+
+    def _request_facts(self, method: str, path: str) -> dict[str, str]:
+        return {
+            "action": f"collector.{path.rsplit('/', 1)[-1]}.{method.lower()}",
+            "source_ip": str(self.client_address[0]),
+            "user_agent": (self.headers.get("User-Agent") or "")[:200],
+        }
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding"):
@@ -518,14 +522,25 @@ class Collector:
             self._server.shutdown()
         self._server.server_close()
 
-    def authenticate(self, conn: Any) -> Peer:
-        """The host of a TLS connection, refused if revoked."""
+    def identify(self, conn: Any) -> Peer:
+        """The host a TLS connection's verified client certificate names."""
         der = conn.getpeercert(binary_form=True) if isinstance(conn, ssl.SSLSocket) else None
         if not der:
             raise PermissionDeniedError("a client certificate is required")
-        peer = peer_from_der(der)
+        return peer_from_der(der)
+
+    def admit(self, peer: Peer, now: dt.datetime | None = None) -> None:
+        """Refuse a revoked host, or a certificate past its expiry.
+
+        The handshake checked the validity period when the connection opened; a kept-alive
+        connection outlives that moment, so every request checks it again.
+        """
+        if (now or dt.datetime.now(dt.UTC)) > peer.not_after:
+            raise PermissionDeniedError(
+                f"the client certificate of {peer.host} expired at "
+                f"{peer.not_after.isoformat()}; renew before it expires"
+            )
         self.revocations.check(peer)
-        return peer
 
     def renew_for(self, peer: Peer, body: bytes) -> dict[str, Any]:
         """A fresh client certificate for an authenticated, unrevoked host (its CSR in `body`)."""
@@ -538,6 +553,36 @@ class Collector:
         chain = self.renew(peer.host, csr.encode())
         log.info("collector: renewed the certificate of %s", peer.host)
         return {"host": peer.host, "certificate": chain.decode()}
+
+    def audit(
+        self,
+        peer: Peer | None,
+        facts: dict[str, str],
+        status: int,
+        error: GarrisonError | None = None,
+    ) -> None:
+        """Record a renewal or a refusal on the audit stream (accepted batches are data: their
+        events carry ``_batch``). A renewal that cannot be recorded is not handed out."""
+        event = AuditEvent(
+            event_id=new_id(),
+            time=now_iso(),
+            actor=Actor("host", name=peer.host) if peer else Actor("anonymous"),
+            action=facts["action"],
+            outcome=outcome_for(status),
+            read_only=False,
+            source_ip=facts["source_ip"],
+            user_agent=facts["user_agent"],
+            resource=peer.host if peer else "",
+            request_parameters={"reason": error.message} if error else {},
+            status=status,
+            error_code=error.code if error else "",
+        )
+        try:
+            AuditTrail(self.store).record(event)
+        except StoreError:
+            if error is None:
+                raise
+            log.exception("collector: cannot record the refusal of %s", facts["source_ip"])
 
     def slot(self) -> _Slot:
         """One of the `max_inflight` request slots, or `SaturatedError` at once."""

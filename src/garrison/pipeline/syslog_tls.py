@@ -64,10 +64,18 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         collector = self.server.collector
+        peer = None
         try:
-            peer = collector.authenticate(self.connection)
+            peer = collector.identify(self.connection)
+            collector.admit(peer)
         except GarrisonError as exc:
             log.warning("syslog-tls: refused %s: %s", self.client_address, exc)
+            facts = {
+                "action": "collector.syslog.connect",
+                "source_ip": str(self.client_address[0]),
+                "user_agent": "",
+            }
+            collector.audit(peer, facts, exc.http_status, exc)
             return
         collector.activity.record(peer.host, agent="syslog-tls", cert_not_after=peer.not_after)
         parse = line_parser("sshd")
