@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from garrison import __version__
-from garrison.cli import admin, agent, collector, config, host, logs, pki, server, store, up
+from garrison.cli import admin, agent, collector, config, detect, host, logs, pki, server, store, up
 from garrison.cli.common import err
 from garrison.core.errors import GarrisonError
 
@@ -29,6 +29,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(agent.app, name="agent")
 app.add_typer(pki.app, name="pki")
 app.add_typer(config.app, name="config")
+app.add_typer(detect.app, name="detect")
 app.add_typer(host.app, name="host")
 app.add_typer(logs.app, name="logs")
 app.add_typer(store.app, name="store")

@@ -1,0 +1,348 @@
+"""The detection engine: rules over a stream of events, in event time, with bounded state.
+
+Feed events in order with `Engine.process` (each with a reference to where it is stored);
+matches of single-event rules and fired correlations become `Finding` s. A finding groups
+repeated activity: the same rule and the same actor (its group-by values, or source address,
+user and host) update the open finding (count, last seen, evidence) instead of opening another,
+until it has been quiet for `REOPEN_AFTER` of event time.
+
+Windows use the events' own timestamps, so replaying a file gives the findings a live run
+gives. State is bounded: a correlation's per-group state is dropped once its window has
+passed, and at most `max_groups` groups are kept per correlation (at the cap, the group quiet
+the longest is dropped, counted in `Engine.stats` as ``groups_evicted``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigma.correlations import SigmaCorrelationConditionOperator as Op
+from sigma.correlations import SigmaCorrelationType as Kind
+
+from garrison.detect.fields import FieldResolver, is_plain, source_of
+from garrison.detect.rules import Correlation, Detection, Rule, RuleSet, severity_label
+from garrison.events.schema import Event
+
+REOPEN_AFTER = 3600.0
+EVIDENCE_MAX = 20
+MAX_GROUPS = 100_000
+_SWEEP_EVERY = 10_000
+_TIME_CACHE_MAX = 65536
+ACTOR_FIELDS = ("src_ip", "user", "host")
+
+_OPS: dict[Op, Callable[[float, float], bool]] = {
+    Op.LT: operator.lt,
+    Op.LTE: operator.le,
+    Op.GT: operator.gt,
+    Op.GTE: operator.ge,
+    Op.EQ: operator.eq,
+    Op.NEQ: operator.ne,
+}
+
+
+def _iso(seconds: float) -> str:
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    spec = "microseconds" if moment.microsecond else "seconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+@dataclass
+class Finding:
+    """Activity one rule found for one actor: what, who, when, how often, and the evidence."""
+
+    rule: Rule
+    group: dict[str, Any]
+    first_seen: float
+    last_seen: float
+    count: int = 0
+    evidence: list[Any] = field(default_factory=list)
+    actor: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, when: float, ref: Any, event: Event, count: int = 1) -> None:
+        """One more matching event (or `count` of them, when a correlation fires)."""
+        self.count += count
+        if when < self.first_seen:
+            self.first_seen = when
+        elif when > self.last_seen:
+            self.last_seen = when
+        if len(self.evidence) < EVIDENCE_MAX:
+            if ref is not None:
+                self.evidence.append(ref)
+            for name in ACTOR_FIELDS:  # from the first events that name them
+                if name not in self.actor and event.get(name) is not None:
+                    self.actor[name] = event[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The finding as JSON-ready data (what `garrison detect replay` prints)."""
+        rule = self.rule
+        return {
+            "type": rule.finding_type,
+            "severity": rule.severity,
+            "severity_label": severity_label(rule.severity),
+            "title": rule.title,
+            "description": rule.description,
+            "remediation": rule.remediation,
+            "rule": rule.key,
+            **self.actor,
+            "group": self.group,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "count": self.count,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(slots=True)
+class _Hit:
+    """A rule match handed to the correlations above it."""
+
+    rule: Rule
+    event: Event
+    when: float
+    ref: Any
+    count: int = 1
+    group: tuple[Any, ...] = ()
+
+
+class _Window:
+    """One correlation's state for one group."""
+
+    __slots__ = ("chain", "last", "sum", "times", "values")
+
+    def __init__(self) -> None:
+        self.times: deque[tuple[float, Any]] = deque()
+        self.values: dict[Any, float] = {}
+        self.sum = 0.0
+        self.chain: dict[int, float] = {}  # temporal(_ordered): rule index -> chain start time
+        self.last = 0.0
+
+
+class _CorrelationState:
+    def __init__(self, corr: Correlation, resolve: FieldResolver, max_groups: int) -> None:
+        self.corr = corr
+        self.resolve = resolve
+        self.max_groups = max_groups
+        self.groups: dict[tuple[Any, ...], _Window] = {}
+        self.evicted = 0
+        self.index = {id(r): i for i, r in enumerate(corr.rules)}
+        kind = corr.kind
+        self.temporal = kind in {Kind.TEMPORAL, Kind.TEMPORAL_ORDERED}
+        self.ordered = kind is Kind.TEMPORAL_ORDERED
+        self.measure_count = kind is Kind.EVENT_COUNT
+        self.summing = kind is Kind.VALUE_SUM
+        self.value_field = corr.value_field if kind in {Kind.VALUE_COUNT, Kind.VALUE_SUM} else None
+        self.span = corr.timespan
+        self.threshold = corr.threshold
+        self.compare = _OPS[corr.operator]
+        names = corr.group_by
+        self.single = names[0] if len(names) == 1 and is_plain(names[0]) else None
+
+    def _group(self, event: Event) -> tuple[Any, ...] | None:
+        if self.single is not None:  # one plain field: the usual src_ip
+            value = event.get(self.single)
+            return None if value is None else (value,)
+        values = []
+        for name in self.corr.group_by:
+            found = self.resolve(event, name)
+            if not found or found[0] is None:
+                return None  # an event without the group's field is in no group
+            values.append(found[0])
+        return tuple(values)
+
+    def feed(self, hit: _Hit) -> _Hit | None:
+        """Account `hit`; a `_Hit` of this correlation when its condition now holds."""
+        key = self._group(hit.event)
+        if key is None:
+            return None
+        window = self.groups.get(key)
+        if window is None:
+            if len(self.groups) >= self.max_groups:
+                self._evict(hit.when)
+            window = self.groups[key] = _Window()
+        when = hit.when
+        window.last = max(window.last, when)
+        if self.temporal:
+            return self._temporal(window, hit, key)
+        value: Any = None
+        if self.value_field is not None:
+            found = self.resolve(hit.event, self.value_field)
+            if not found or found[0] is None:
+                return None
+            value = found[0]
+        times = window.times
+        times.append((when, value))
+        self._add(window, value, when, 1)
+        span = self.span
+        while times and when - times[0][0] > span:
+            old_when, old = times.popleft()
+            self._add(window, old, old_when, -1)
+        if self.measure_count:
+            measure: float = len(times)
+        elif self.summing:
+            measure = window.sum
+        else:
+            measure = len(window.values)
+        if self.compare(measure, self.threshold):
+            return _Hit(self.corr, hit.event, when, hit.ref, len(times), key)
+        return None
+
+    def _add(self, window: _Window, value: Any, when: float, sign: int) -> None:
+        """Count `value` into (sign 1) or out of (sign -1) the window's sum or distinct set."""
+        if self.summing:
+            window.sum += sign * _number(value)
+        elif self.value_field is not None:
+            if sign > 0:
+                window.values[value] = when
+            elif window.values.get(value) == when:
+                del window.values[value]
+
+    def _temporal(self, window: _Window, hit: _Hit, key: tuple[Any, ...]) -> _Hit | None:
+        corr, when = self.corr, hit.when
+        index = self.index[id(hit.rule)]
+        chain = window.chain
+        if not self.ordered:
+            chain[index] = when
+            if len(chain) == len(corr.rules) and when - min(chain.values()) <= corr.timespan:
+                return _Hit(corr, hit.event, when, hit.ref, len(chain), key)
+            return None
+        if index == 0:
+            chain[0] = when
+        elif index - 1 in chain and when - chain[index - 1] <= corr.timespan:
+            chain[index] = chain[index - 1]
+        else:
+            return None
+        if index == len(corr.rules) - 1:
+            return _Hit(corr, hit.event, when, hit.ref, len(corr.rules), key)
+        return None
+
+    def _evict(self, now: float) -> None:
+        """At the cap: drop passed windows, else the group that has been quiet longest."""
+        self.sweep(now)
+        if len(self.groups) >= self.max_groups:
+            oldest = min(self.groups, key=lambda k: self.groups[k].last)
+            del self.groups[oldest]
+            self.evicted += 1
+
+    def sweep(self, watermark: float) -> None:
+        """Drop groups whose window has passed."""
+        span = self.corr.timespan
+        for key in [k for k, w in self.groups.items() if watermark - w.last > span]:
+            del self.groups[key]
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class Engine:
+    """Runs a `RuleSet` over events fed in order."""
+
+    def __init__(self, rules: RuleSet, *, max_groups: int = MAX_GROUPS) -> None:
+        self.rules = rules
+        self.resolve = FieldResolver()
+        self.by_source: dict[str, list[Detection]] = {}
+        for det in rules.detections:
+            for source in det.sources:
+                self.by_source.setdefault(source, []).append(det)
+        self.states = {
+            id(c): _CorrelationState(c, self.resolve, max_groups) for c in rules.correlations
+        }
+        self.findings: dict[tuple[str, tuple[Any, ...]], Finding] = {}
+        self.closed: list[Finding] = []
+        self.changed: list[Finding] = []
+        self.watermark = 0.0
+        self.events = 0
+        self._times: dict[str, float | None] = {}
+
+    def _when(self, text: object) -> float | None:
+        if not isinstance(text, str):
+            return None
+        try:
+            return self._times[text]
+        except KeyError:
+            pass
+        if len(self._times) >= _TIME_CACHE_MAX:
+            self._times.clear()
+        try:
+            value: float | None = dt.datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            value = None
+        self._times[text] = value
+        return value
+
+    def process(self, event: Event, ref: Any = None) -> None:
+        """Evaluate one event (`ref` says where it is stored: it becomes evidence)."""
+        detections = self.by_source.get(source_of(event))
+        self.events += 1
+        if self.events % _SWEEP_EVERY == 0:
+            for state in self.states.values():
+                state.sweep(self.watermark)
+        if not detections:
+            return
+        when: float | None = None
+        for det in detections:
+            if not det.predicate(event):
+                continue
+            if when is None:
+                when = self._when(event.get("time"))
+                if when is None:
+                    return  # normalized events always have a time; a foreign one is skipped
+                self.watermark = max(self.watermark, when)
+            self._matched(_Hit(det, event, when, ref))
+
+    def _matched(self, hit: _Hit) -> None:
+        rule = hit.rule
+        if rule.generate:
+            self._finding(hit)
+        for parent in rule.parents:
+            fired = self.states[id(parent)].feed(hit)
+            if fired is not None:
+                self._matched(fired)
+
+    def _finding(self, hit: _Hit) -> None:
+        rule, event = hit.rule, hit.event
+        group_by = rule.group_by if isinstance(rule, Correlation) else None
+        key = hit.group if group_by is not None else tuple(event.get(n) for n in ACTOR_FIELDS)
+        index = (rule.id, key)
+        finding = self.findings.get(index)
+        if finding is None or hit.when - finding.last_seen > REOPEN_AFTER:
+            if finding is not None:
+                self.closed.append(finding)
+            group = dict(zip(group_by, key, strict=True)) if group_by is not None else {}
+            finding = Finding(rule, group, hit.when, hit.when)
+            finding.add(hit.when, hit.ref, event, hit.count)
+            self.findings[index] = finding
+        else:
+            # A correlation that still holds counts each further event once.
+            finding.add(hit.when, hit.ref, event, 1)
+        self.changed.append(finding)
+
+    def drain(self) -> list[Finding]:
+        """The findings opened or updated since the last drain (each once)."""
+        seen: dict[int, Finding] = {}
+        for finding in self.changed:
+            seen[id(finding)] = finding
+        self.changed = []
+        return list(seen.values())
+
+    def all_findings(self) -> list[Finding]:
+        """Every finding so far, oldest first (a finding reopened later is a new one)."""
+        every = [*self.closed, *self.findings.values()]
+        return sorted(every, key=lambda f: (f.first_seen, f.rule.key))
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: events seen, groups tracked and groups evicted by the cap."""
+        return {
+            "events": self.events,
+            "groups": sum(len(s.groups) for s in self.states.values()),
+            "groups_evicted": sum(s.evicted for s in self.states.values()),
+        }
