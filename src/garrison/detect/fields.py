@@ -5,7 +5,9 @@ the sources it reads (`sources_for`). SigmaHQ's webserver fields (``cs-uri-query
 ``sc-status``, ...) are mapped onto the normalized HTTP fields, a URI field matching both the
 raw and the decoded path; CloudTrail rules read the original record (``eventName``,
 ``userIdentity.type``, ``requestParameters.x``), so SigmaHQ's rules run unchanged. Any other
-field name is a Garrison field, dotted names reaching into nested values.
+field name is a Garrison field, dotted names reaching into nested values; ``src`` is the
+event's source however it was logged (``src_ip``, else ``src_host``: a name, or an ambiguous
+address kept as written), what correlations group attackers by.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ Getter = Callable[[Event], Any]
 def source_of(event: Event) -> str:
     """The source an event comes from, by the fields its parser gives it."""
     cls = event.get("class")
-    if cls == "http_activity":
+    if cls == "http_activity" or "connection" in event:  # also nginx's error log (auth, TLS)
         return WEB
     process = event.get("process")
     if process is not None:
@@ -131,9 +133,18 @@ class _Record:
         return self.record
 
 
+SRC: Final = "src"
+
+
+def src(event: Event) -> Any:
+    """The virtual ``src`` field: ``src_ip``, else ``src_host`` (None when neither)."""
+    value = event.get("src_ip")
+    return value if value is not None else event.get("src_host")
+
+
 def is_plain(field: str) -> bool:
     """A field read as is from the event, whatever the source (no mapping, no nesting)."""
-    return "." not in field and field not in _WEB_FIELDS
+    return "." not in field and field not in _WEB_FIELDS and field != SRC
 
 
 class PlainField:
@@ -179,6 +190,8 @@ def getters(sources: frozenset[str]) -> Callable[[str], Callable[[Event], list[A
                 return [] if value is _MISSING else [value]
 
             return cloudtrail
+        if field == SRC:
+            return lambda event: [] if (value := src(event)) is None else [value]
         return _nested(field) if "." in field else PlainField(field)
 
     return getter
@@ -191,6 +204,9 @@ class FieldResolver:
         self._record = _Record()
 
     def __call__(self, event: Event, field: str) -> list[Any]:
+        if field == SRC:
+            value = src(event)
+            return [] if value is None else [value]
         getters = _WEB_FIELDS.get(field)
         if getters is not None and event.get("class") == "http_activity":
             values = [get(event) for get in getters]

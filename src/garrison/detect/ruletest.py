@@ -13,7 +13,8 @@ tests:
 ```
 
 Placeholders in `lines`: ``{k}`` (the repetition, from 0), ``{syslog_time}`` (``Dec  1
-10:00:05``), ``{clf_time}`` (``01/Dec/2026:10:00:05 +0000``) and ``{iso_time}``; time starts
+10:00:05``), ``{clf_time}`` (``01/Dec/2026:10:00:05 +0000``), ``{error_time}`` (nginx's
+error log, ``2026/12/01 10:00:05``) and ``{iso_time}``; time starts
 at `BASE` (2026-12-01T10:00:00Z). Nothing else in a line is touched, so ``${jndi:`` stays.
 """
 
@@ -29,7 +30,7 @@ from garrison.detect.rules import Rule, RuleSet
 from garrison.events.parsers import events_parser
 
 BASE = dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)
-_PLACEHOLDER = re.compile(r"\{(k|syslog_time|clf_time|iso_time)\}")
+_PLACEHOLDER = re.compile(r"\{(k|syslog_time|clf_time|iso_time|error_time)\}")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -70,6 +71,7 @@ def case_lines(case: dict[str, Any]) -> list[str]:
             "syslog_time": moment.strftime("%b %e %H:%M:%S"),
             "clf_time": moment.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "iso_time": moment.isoformat().replace("+00:00", "Z"),
+            "error_time": moment.strftime("%Y/%m/%d %H:%M:%S"),
         }
         out += [_fill(str(line), values) for line in lines]
     return out + [str(line) for line in case.get("then") or []]
