@@ -33,7 +33,7 @@ EVIDENCE_MAX = 20
 MAX_GROUPS = 100_000
 _SWEEP_EVERY = 10_000
 _TIME_CACHE_MAX = 65536
-ACTOR_FIELDS = ("src_ip", "src_host", "user", "host")
+ACTOR_FIELDS = ("src_ip", "src_host", "source_ip", "user", "host")
 
 _OPS: dict[Op, Callable[[float, float], bool]] = {
     Op.LT: operator.lt,

@@ -7,7 +7,7 @@ raw and the decoded path; CloudTrail rules read the original record (``eventName
 ``userIdentity.type``, ``requestParameters.x``), so SigmaHQ's rules run unchanged. Any other
 field name is a Garrison field, dotted names reaching into nested values; ``src`` is the
 event's source however it was logged (``src_ip``, else ``src_host``: a name, or an ambiguous
-address kept as written), what correlations group attackers by.
+address kept as written; ``source_ip`` in audit events), what correlations group attackers by.
 """
 
 from __future__ import annotations
@@ -137,9 +137,13 @@ SRC: Final = "src"
 
 
 def src(event: Event) -> Any:
-    """The virtual ``src`` field: ``src_ip``, else ``src_host`` (None when neither)."""
-    value = event.get("src_ip")
-    return value if value is not None else event.get("src_host")
+    """The virtual ``src`` field: ``src_ip``, else ``src_host``, else an audit event's
+    ``source_ip`` (None when none)."""
+    for name in ("src_ip", "src_host", "source_ip"):
+        value = event.get(name)
+        if value:
+            return value
+    return None
 
 
 def is_plain(field: str) -> bool:
