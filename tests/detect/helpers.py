@@ -9,7 +9,9 @@ from typing import Any
 from garrison.detect import rules
 from garrison.detect.engine import Engine, Finding
 
-FAILED = "Dec  1 10:00:{s:02d} web-1 sshd[{k}]: Failed password for root from {ip} port 4{k:03d} ssh2"
+FAILED = (
+    "Dec  1 10:00:{s:02d} web-1 sshd[{k}]: Failed password for root from {ip} port 4{k:03d} ssh2"
+)
 
 
 def rule_set(tmp_path: Path, *docs: str) -> rules.RuleSet:

@@ -11,7 +11,9 @@ from tests.detect.helpers import FAILURE_RULE, auth_failure, rule_set, run
 
 
 def _count_rule(threshold: int = 5, span: str = "60s", kind: str = "event_count") -> str:
-    condition = f"{{gte: {threshold}}}" if kind == "event_count" else f"{{field: user, gte: {threshold}}}"
+    condition = (
+        f"{{gte: {threshold}}}" if kind == "event_count" else f"{{field: user, gte: {threshold}}}"
+    )
     return f"""
     title: many failures
     name: many
@@ -58,10 +60,10 @@ def test_an_open_finding_grows_instead_of_repeating(tmp_path: Path) -> None:
     loaded = rule_set(tmp_path, FAILURE_RULE, _count_rule())
     (finding,) = run(loaded, [auth_failure(s) for s in range(0, 100, 5)])
     assert finding.count == 20
-    assert finding.evidence[:2] == [5, 6]  # from the event that opened it
+    assert finding.evidence == list(range(1, 21))  # the window that fired it, then the rest
     data = finding.as_dict()
     assert (data["first_seen"], data["last_seen"]) == (
-        "2026-12-01T10:00:20Z",
+        "2026-12-01T10:00:00Z",
         "2026-12-01T10:01:35Z",
     )
     assert data["src_ip"] == "203.0.113.5"

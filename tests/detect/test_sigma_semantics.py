@@ -62,11 +62,23 @@ CASES = [
     ("sel: {tcp_flags: SYN}\ncondition: sel", {"tcp_flags": ["ACK", "SYN"]}, True),  # lists
     ("sel: {details.reason: revoked}\ncondition: sel", {"details": {"reason": "revoked"}}, True),
     ("keywords: ['libcrypto']\ncondition: keywords", {"message": "error in libcrypto"}, True),
-    ("keywords: ['absent', 'in libcr']\ncondition: keywords", {"message": "error in libcrypto"}, True),
+    (
+        "keywords: ['absent', 'in libcr']\ncondition: keywords",
+        {"message": "error in libcrypto"},
+        True,
+    ),
     ("a: {user: x}\nb: {user: y}\ncondition: 1 of a or b", {"user": "y"}, True),
-    ("s1: {user: x}\ns2: {src_port: 22}\ncondition: all of s*", {"user": "x", "src_port": 22}, True),
+    (
+        "s1: {user: x}\ns2: {src_port: 22}\ncondition: all of s*",
+        {"user": "x", "src_port": 22},
+        True,
+    ),
     ("s1: {user: x}\ns2: {src_port: 22}\ncondition: all of s*", {"user": "x"}, False),
-    ("s: {user: x}\nf: {src_port: 22}\ncondition: s and not f", {"user": "x", "src_port": 22}, False),
+    (
+        "s: {user: x}\nf: {src_port: 22}\ncondition: s and not f",
+        {"user": "x", "src_port": 22},
+        False,
+    ),
 ]
 
 

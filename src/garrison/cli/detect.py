@@ -10,7 +10,7 @@ import msgspec
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from garrison.cli.common import err, out
 from garrison.core.errors import UsageError
@@ -86,7 +86,8 @@ def replay_cmd(
 def list_cmd(rules: RulesOption = None, catalog: CatalogOption = True) -> None:
     """The loaded rules: name, kind, severity, finding type and title."""
     loaded = _load(rules, catalog)
-    table = Table("rule", "kind", "severity", "finding type", "title", "file")
+    table = Table("kind", "severity", "finding type", "title", "file")
+    table.columns.insert(0, Column("rule", no_wrap=True))
     for rule in loaded.rules:
         kind = (
             rule.kind.name.lower()

@@ -54,7 +54,7 @@ def main(
 def run() -> None:
     """Run the CLI; a `GarrisonError` becomes a one-line message and its exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a `typer.Exit(n)` comes back as n, not raised
     except GarrisonError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -70,4 +70,6 @@ def run() -> None:
         show = getattr(exc, "show", None)
         if callable(show):
             show()
+        sys.exit(code)
+    if isinstance(code, int) and code:
         sys.exit(code)

@@ -15,9 +15,10 @@ the longest is dropped, counted in `Engine.stats` as ``groups_evicted``).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import operator
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,7 @@ class _Hit:
     ref: Any
     count: int = 1
     group: tuple[Any, ...] = ()
+    window: Iterable[tuple[float, Any, Any]] = ()  # a firing count's events: the first evidence
 
 
 class _Window:
@@ -115,7 +117,7 @@ class _Window:
     __slots__ = ("chain", "last", "sum", "times", "values")
 
     def __init__(self) -> None:
-        self.times: deque[tuple[float, Any]] = deque()
+        self.times: deque[tuple[float, Any, Any]] = deque()
         self.values: dict[Any, float] = {}
         self.sum = 0.0
         self.chain: dict[int, float] = {}  # temporal(_ordered): rule index -> chain start time
@@ -175,11 +177,11 @@ class _CorrelationState:
                 return None
             value = found[0]
         times = window.times
-        times.append((when, value))
+        times.append((when, value, hit.ref))
         self._add(window, value, when, 1)
         span = self.span
         while times and when - times[0][0] > span:
-            old_when, old = times.popleft()
+            old_when, old, _ = times.popleft()
             self._add(window, old, old_when, -1)
         if self.measure_count:
             measure: float = len(times)
@@ -188,7 +190,7 @@ class _CorrelationState:
         else:
             measure = len(window.values)
         if self.compare(measure, self.threshold):
-            return _Hit(self.corr, hit.event, when, hit.ref, len(times), key)
+            return _Hit(self.corr, hit.event, when, hit.ref, len(times), key, times)
         return None
 
     def _add(self, window: _Window, value: Any, when: float, sign: int) -> None:
@@ -317,7 +319,11 @@ class Engine:
             if finding is not None:
                 self.closed.append(finding)
             group = dict(zip(group_by, key, strict=True)) if group_by is not None else {}
-            finding = Finding(rule, group, hit.when, hit.when)
+            first = next(iter(hit.window), (hit.when, None, None))[0]  # the window that fired
+            finding = Finding(rule, group, first, hit.when)
+            finding.evidence = [ref for _, _, ref in itertools.islice(hit.window, EVIDENCE_MAX - 1)]
+            if hit.ref in finding.evidence:
+                finding.evidence.pop()
             finding.add(hit.when, hit.ref, event, hit.count)
             self.findings[index] = finding
         else:
