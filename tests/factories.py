@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pyotp
 
@@ -44,3 +45,27 @@ def make_token(user: User, *, write: bool = True, actor: User | None = None) -> 
         actor or user, owner=user, name="test", write=write and user.role != "auditor"
     )
     return secret
+
+
+def seed_finding(**changes: Any) -> dict[str, Any]:
+    """A finding as the detector hands it to its sink."""
+    finding: dict[str, Any] = {
+        "id": "fnd_0123456789abcdef0123456789abcdef",
+        "type": "UnauthorizedAccess:EC2/SSHBruteForce",
+        "severity": 5.0,
+        "severity_label": "medium",
+        "title": "SSH brute force (fast)",
+        "description": "One source failed to authenticate over SSH at least 10 times.",
+        "remediation": "Block the source address.",
+        "rule": "ssh_bruteforce_fast",
+        "src_ip": "203.0.113.5",
+        "user": "root",
+        "host": "web-1",
+        "group": {"src": "203.0.113.5"},
+        "first_seen": "2026-12-01T10:00:00Z",
+        "last_seen": "2026-12-01T10:00:45Z",
+        "count": 10,
+        "evidence": ["ssh:0", "ssh:1"],
+    }
+    finding.update(changes)
+    return finding

@@ -29,8 +29,9 @@ from garrison.server import trail
 from garrison.server.accounts import actions
 from garrison.server.accounts.models import APIToken, User
 from garrison.server.accounts.sessions import META_USER, SessionStore
+from garrison.server.findings.sink import DatabaseSink
 from garrison.server.fleet.actions import do_add_host as add_host
-from tests.factories import Person, make_person, make_token
+from tests.factories import Person, make_person, make_token, seed_finding
 
 SCHEMA: dict[str, Any] = SchemaGenerator().get_schema(request=None, public=True)
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -118,7 +119,9 @@ def world(db: None) -> World:
         )
     )
     host, _ = add_host(admin.user, name="web-1.test", zone="z1", minutes=5)
+    DatabaseSink().upsert([seed_finding()])
     values = {
+        "finding_id": seed_finding()["id"],
         "name": host.name,
         "event_id": event_id,
         "username": target.user.username,

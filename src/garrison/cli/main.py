@@ -9,7 +9,20 @@ import typer
 from rich.text import Text
 
 from garrison import __version__
-from garrison.cli import admin, agent, collector, config, detect, host, logs, pki, server, store, up
+from garrison.cli import (
+    admin,
+    agent,
+    collector,
+    config,
+    detect,
+    detector,
+    host,
+    logs,
+    pki,
+    server,
+    store,
+    up,
+)
 from garrison.cli.common import err
 from garrison.core.errors import GarrisonError
 
@@ -23,6 +36,9 @@ app = typer.Typer(
 app.command("server", help="Run the control plane (console and API) over HTTPS.")(server.server)
 app.command("collector", help="Receive agents' batches over mTLS into the log store.")(
     collector.collector
+)
+app.command("detector", help="Follow the log store with the detection rules, into findings.")(
+    detector.detector
 )
 app.command("up", help="Run every role on this machine, supervised (the embedded default).")(up.up)
 app.add_typer(admin.app, name="admin")

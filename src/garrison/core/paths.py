@@ -49,6 +49,11 @@ class DataDir:
         return self.root / "fleet-activity.json"
 
     @property
+    def detector_state(self) -> Path:
+        """The detector's read position in every stream and its engine state (one file)."""
+        return self.root / "detector" / "state.json"
+
+    @property
     def sqlite(self) -> Path:
         """The control-plane database on the embedded default."""
         return self.root / "garrison.sqlite3"

@@ -24,4 +24,5 @@ ROLES: tuple[Role, ...] = (
     Role("store", "log store maintenance: seal, sign hourly, retention", ("store", "serve")),
     Role("collector", "agents' batches over mTLS into the log store", ("collector",)),
     Role("agent", "this machine's own logs, shipped to the collector", ("agent", "run")),
+    Role("detector", "threat detection over the log store, into findings", ("detector",)),
 )

@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     collector_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     agent_watch: list[str] = msgspec.field(default_factory=list)
     syslog_tls_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    detect_rules: list[str] = msgspec.field(default_factory=list)
 
     @property
     def collector_listen_port(self) -> int:
@@ -92,6 +93,8 @@ ALLOWED: dict[str, str] = {
     "agent_watch": "a list of FORMAT:STREAM:PATH the local agent follows (in the environment: "
     "comma-separated); empty for the auth and nginx logs",
     "syslog_tls_port": "0 (off), or the port of the syslog-over-TLS listener (RFC 5425)",
+    "detect_rules": "a list of folders of Sigma rules the detector adds to its catalog "
+    "(in the environment: comma-separated)",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -22,13 +22,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from sigma.correlations import SigmaCorrelationConditionOperator as Op
 from sigma.correlations import SigmaCorrelationType as Kind
 
+from garrison.core.errors import GarrisonError
 from garrison.detect.fields import FieldResolver, is_plain, source_of
 from garrison.detect.rules import Correlation, Detection, Rule, RuleSet, severity_label
 from garrison.events.schema import Event
 
+SNAPSHOT_VERSION = 1
+_encode = msgspec.json.Encoder().encode
 REOPEN_AFTER = 3600.0
 EVIDENCE_MAX = 20
 MAX_GROUPS = 100_000
@@ -237,6 +241,15 @@ class _CorrelationState:
             del self.groups[key]
 
 
+def _thaw(value: Any) -> Any:
+    """A value back from JSON: lists were tuples (hashable group keys and values)."""
+    return tuple(_thaw(v) for v in value) if isinstance(value, list) else value
+
+
+def _key(values: list[Any]) -> tuple[Any, ...]:
+    return tuple(_thaw(v) for v in values)
+
+
 def _number(value: Any) -> float:
     try:
         return float(value)
@@ -343,6 +356,88 @@ class Engine:
         """Every finding so far, oldest first (a finding reopened later is a new one)."""
         every = [*self.closed, *self.findings.values()]
         return sorted(every, key=lambda f: (f.first_seen, f.rule.key))
+
+    def snapshot(self) -> bytes:
+        """The engine's state (correlation windows, open findings) as JSON, for `restore`."""
+        correlations = {
+            state.corr.id: {
+                "evicted": state.evicted,
+                "groups": [
+                    [
+                        list(key),
+                        [
+                            list(w.times),
+                            list(w.values.items()),
+                            w.sum,
+                            list(w.chain.items()),
+                            w.last,
+                        ],
+                    ]
+                    for key, w in state.groups.items()
+                ],
+            }
+            for state in self.states.values()
+        }
+        findings = [
+            {
+                "rule": f.rule.id,
+                "key": list(key),
+                "group": f.group,
+                "first_seen": f.first_seen,
+                "last_seen": f.last_seen,
+                "count": f.count,
+                "evidence": f.evidence,
+                "actor": f.actor,
+            }
+            for (_, key), f in self.findings.items()
+        ]
+        return _encode(
+            {
+                "version": SNAPSHOT_VERSION,
+                "watermark": self.watermark,
+                "events": self.events,
+                "correlations": correlations,
+                "findings": findings,
+            }
+        )
+
+    def restore(self, data: bytes) -> None:
+        """Continue from a `snapshot` (state of rules no longer loaded is dropped)."""
+        state = msgspec.json.decode(data)
+        if state.get("version") != SNAPSHOT_VERSION:
+            raise GarrisonError(
+                "the detector state has an unknown version; delete it to start over"
+            )
+        self.watermark, self.events = float(state["watermark"]), int(state["events"])
+        by_id = {s.corr.id: s for s in self.states.values()}
+        for corr_id, saved in state["correlations"].items():
+            target = by_id.get(corr_id)
+            if target is None:
+                continue
+            target.evicted = int(saved["evicted"])
+            for key, (times, values, total, chain, last) in saved["groups"]:
+                window = _Window()
+                window.times.extend((t[0], _thaw(t[1]), t[2]) for t in times)
+                window.values = {_thaw(v): t for v, t in values}
+                window.sum, window.last = float(total), float(last)
+                window.chain = {int(i): float(t) for i, t in chain}
+                target.groups[_key(key)] = window
+        rules = {r.id: r for r in self.rules.rules}
+        for saved_finding in state["findings"]:
+            rule = rules.get(saved_finding["rule"])
+            if rule is None:
+                continue
+            key = _key(saved_finding["key"])
+            finding = Finding(
+                rule,
+                saved_finding["group"],
+                float(saved_finding["first_seen"]),
+                float(saved_finding["last_seen"]),
+                int(saved_finding["count"]),
+                list(saved_finding["evidence"]),
+                dict(saved_finding["actor"]),
+            )
+            self.findings[(rule.id, key)] = finding
 
     @property
     def stats(self) -> dict[str, int]:

@@ -4,6 +4,7 @@ from django.urls import path
 
 from garrison.server.accounts import api as accounts
 from garrison.server.audit import api as audit
+from garrison.server.findings import api as findings
 from garrison.server.fleet import api as fleet
 from garrison.server.logs import api as logs
 
@@ -26,6 +27,8 @@ urlpatterns = [
     path("hosts", fleet.HostListView.as_view(), name="hosts"),
     path("agent/join", fleet.HostJoinView.as_view(), name="agent-join"),
     path("hosts/<str:name>", fleet.HostDetailView.as_view(), name="host"),
+    path("findings", findings.FindingListView.as_view(), name="findings"),
+    path("findings/<str:finding_id>", findings.FindingDetailView.as_view(), name="finding"),
     path("logs/streams", logs.StreamListView.as_view(), name="log-streams"),
     path("logs/search", logs.LogSearchView.as_view(), name="log-search"),
 ]

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "garrison.server.audit",
     "garrison.server.logs",
     "garrison.server.fleet",
+    "garrison.server.findings",
     "garrison.server.console",
 ]
 

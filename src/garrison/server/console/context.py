@@ -8,7 +8,7 @@ from garrison import __version__
 
 #: The console's sections, in navigation order: (url name, label).
 SECTIONS = [
-    ("console:findings", "Findings"),
+    ("findings:list", "Findings"),
     ("logs:search", "Logs"),
     ("fleet:hosts", "Hosts"),
     ("console:access", "Access"),

@@ -1,0 +1,52 @@
+"""`garrison detector`: follow the log store with the detection rules, into findings."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from garrison.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    configure_logging,
+    load_settings,
+    migrate,
+    setup_django,
+)
+from garrison.core.errors import UsageError
+from garrison.core.paths import DataDir
+
+log = logging.getLogger("garrison.detect")
+
+
+def detector(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Run the catalog and the `detect_rules` folders over every stream, live."""
+    settings = load_settings(data_dir, config)
+    configure_logging(settings)
+    folders = [Path(p) for p in settings.detect_rules]
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"detect_rules folder {folder} does not exist")
+    setup_django()
+    migrate()
+    from garrison.detect import rules  # noqa: PLC0415  # only this role needs them
+    from garrison.detect.live import Detector  # noqa: PLC0415
+    from garrison.logstore.local import open_store  # noqa: PLC0415
+    from garrison.server.findings.sink import DatabaseSink  # noqa: PLC0415  # after setup
+
+    loaded = rules.load(folders)
+    for problem in loaded.problems:
+        log.error("detector: rule skipped: %s", problem)
+    store = open_store(settings, writable=False)
+    data = DataDir(settings.data_path)
+    running = Detector(store, loaded, DatabaseSink(), data.detector_state)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("detector: %d rules over the log store", len(loaded.rules))
+    try:
+        running.run(stop)
+    finally:
+        store.close()

@@ -1,0 +1,86 @@
+"""REST endpoints of findings: list (filtered, paginated) and detail."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from garrison.server.accounts.api import api_user
+from garrison.server.accounts.roles import READ_ALL
+from garrison.server.api import Pagination, query_choice, query_text
+from garrison.server.findings import queries
+from garrison.server.findings.models import STATUSES, Finding
+
+
+class FindingSerializer(serializers.ModelSerializer[Finding]):
+    """A finding as the API shows it."""
+
+    id = serializers.CharField(source="finding_id", read_only=True)
+    severity_label = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Finding
+        fields = (
+            "id",
+            "type",
+            "severity",
+            "severity_label",
+            "title",
+            "description",
+            "remediation",
+            "rule",
+            "src",
+            "user",
+            "host",
+            "group",
+            "first_seen",
+            "last_seen",
+            "count",
+            "evidence",
+            "status",
+        )
+        read_only_fields = fields
+
+
+class FindingListView(APIView):
+    """Findings, most recent activity first."""
+
+    read_roles = READ_ALL
+    pagination_class = Pagination
+
+    @extend_schema(
+        operation_id="findings_list",
+        parameters=[
+            OpenApiParameter("severity", str, enum=list(queries.LABELS), description="At least."),
+            OpenApiParameter("status", str, enum=list(STATUSES)),
+            OpenApiParameter("q", str, description="Text in the type, title or actor."),
+        ],
+        responses=FindingSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        """List findings."""
+        found = queries.filtered(
+            api_user(request),
+            severity=query_choice(request, "severity", list(queries.LABELS)),
+            status=query_choice(request, "status", list(STATUSES)) or "active",
+            text=query_text(request, "q"),
+        )
+        pager = Pagination()
+        page = pager.paginate_queryset(found, request, self)
+        return pager.get_paginated_response(FindingSerializer(page, many=True).data)
+
+
+class FindingDetailView(APIView):
+    """One finding."""
+
+    read_roles = READ_ALL
+
+    @extend_schema(operation_id="findings_retrieve", responses=FindingSerializer)
+    def get(self, request: Request, finding_id: str) -> Response:
+        """Show a finding with its evidence (``STREAM:OFFSET`` in the log store)."""
+        return Response(
+            FindingSerializer(queries.access_finding(api_user(request), finding_id)).data
+        )

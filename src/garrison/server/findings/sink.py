@@ -1,0 +1,44 @@
+"""The detector's `FindingSink` into the control-plane database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+
+from garrison.server.findings.models import Finding
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+class DatabaseSink:
+    """Upserts findings by id in one transaction; the row's status is the people's to change."""
+
+    def upsert(self, findings: list[dict[str, Any]]) -> None:
+        """Create or update each finding (what the engine says it is now)."""
+        with transaction.atomic():
+            for f in findings:
+                Finding.objects.update_or_create(
+                    finding_id=f["id"],
+                    defaults={
+                        "type": f["type"][:200],
+                        "severity": float(f["severity"]),
+                        "title": f["title"][:300],
+                        "description": f["description"],
+                        "remediation": f["remediation"],
+                        "rule": f["rule"][:200],
+                        "src": str(
+                            f.get("src_ip") or f.get("src_host") or f.get("source_ip") or ""
+                        )[:255],
+                        "user": str(f.get("user") or "")[:255],
+                        "host": str(f.get("host") or "")[:255],
+                        "group": f["group"],
+                        "first_seen": _time(f["first_seen"]),
+                        "last_seen": _time(f["last_seen"]),
+                        "count": int(f["count"]),
+                        "evidence": f["evidence"],
+                    },
+                )

@@ -1,0 +1,11 @@
+"""Console URLs of findings."""
+
+from django.urls import path
+
+from garrison.server.findings import views
+
+app_name = "findings"
+urlpatterns = [
+    path("findings/", views.findings, name="list"),
+    path("findings/<str:finding_id>/", views.detail, name="detail"),
+]

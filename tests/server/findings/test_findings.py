@@ -1,0 +1,109 @@
+"""Findings in the control plane: stored by id, listed with filters and a chart, shown whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from django.utils import timezone
+
+from garrison.detect import rules
+from garrison.detect.live import Detector
+from garrison.events.parsers import line_parser
+from garrison.logstore.store import Store
+from garrison.server.findings.models import Finding
+from garrison.server.findings.sink import DatabaseSink
+from tests.conftest import api_client, signed_in_client
+from tests.factories import Person, make_person, seed_finding
+
+
+def test_the_sink_upserts_by_id_and_keeps_the_status(admin: Person) -> None:
+    """The same finding twice is one row with the newest values; people's status stays."""
+    sink = DatabaseSink()
+    sink.upsert([seed_finding()])
+    Finding.objects.update(status="archived")
+    sink.upsert([seed_finding(count=25, last_seen="2026-12-01T10:03:00Z")])
+    (row,) = Finding.objects.all()
+    assert (row.count, row.status, row.src) == (25, "archived", "203.0.113.5")
+    assert row.last_seen == dt.datetime(2026, 12, 1, 10, 3, tzinfo=dt.UTC)
+
+
+def test_api_lists_with_filters_and_shows_one(admin: Person) -> None:
+    sink = DatabaseSink()
+    sink.upsert(
+        [
+            seed_finding(),
+            seed_finding(
+                id="fnd_" + "1" * 32,
+                severity=8.0,
+                title="SSH login after a brute force",
+                type="UnauthorizedAccess:EC2/SSHBruteForceSuccess",
+                rule="ssh_success_after_bruteforce",
+            ),
+        ]
+    )
+    client = api_client(admin)
+    listed = client.get("/api/v1/findings").json()["results"]
+    assert sorted(f["severity_label"] for f in listed) == ["high", "medium"]
+    high = client.get("/api/v1/findings", {"severity": "high"}).json()["results"]
+    assert [f["id"] for f in high] == ["fnd_" + "1" * 32]
+    assert client.get("/api/v1/findings", {"q": "Success"}).json()["count"] == 1
+    assert client.get("/api/v1/findings", {"status": "archived"}).json()["count"] == 0
+    assert client.get("/api/v1/findings", {"severity": "extreme"}).status_code == 400
+    one = client.get(f"/api/v1/findings/{seed_finding()['id']}").json()
+    assert one["evidence"] == ["ssh:0", "ssh:1"]
+    assert one["remediation"] == "Block the source address."
+    assert client.get("/api/v1/findings/fnd_nope").status_code == 404
+    developer = api_client(make_person("developer"))
+    assert developer.get("/api/v1/findings").status_code == 403
+
+
+def test_console_list_chart_and_detail(admin: Person) -> None:
+    today = timezone.now().astimezone(dt.UTC).replace(microsecond=0)
+    DatabaseSink().upsert(
+        [
+            seed_finding(
+                first_seen=today.isoformat(),
+                last_seen=today.isoformat(),
+                title="<script>alert(1)</script>",
+            ),
+        ]
+    )
+    console = signed_in_client(admin)
+    page = console.get("/findings/").content.decode()
+    assert "Findings first seen per day" in page
+    assert 'class="sev-medium"' in page  # today's bar
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+    detail = console.get(f"/findings/{seed_finding()['id']}/").content.decode()
+    assert "Block the source address." in detail
+    assert "/logs/?stream=ssh&amp;before=1" in detail
+    assert console.get("/findings/?severity=extreme").status_code == 400
+
+
+def test_detector_writes_findings_the_api_serves(admin: Person, tmp_path: Path) -> None:
+    """Store -> detector -> database -> API: a brute force appears as one finding."""
+    store = Store(tmp_path / "store")
+    parse = line_parser("sshd", reference_time=dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
+    store.append(
+        "ssh",
+        [
+            parse(
+                f"Dec  1 10:00:{n * 4:02d} web-1 sshd[{n}]: Failed password for root "
+                f"from 198.51.100.9 port {n} ssh2"
+            )
+            for n in range(12)
+        ],
+    )
+    detector = Detector(store, rules.load(), DatabaseSink(), tmp_path / "state.json")
+    while detector.step():
+        pass
+    detector.checkpoint()
+    (finding,) = api_client(admin).get("/api/v1/findings").json()["results"]
+    assert (finding["rule"], finding["count"], finding["src"]) == (
+        "ssh_bruteforce_fast",
+        12,
+        "198.51.100.9",
+    )
+    assert finding["evidence"][0] == "ssh:0"
+    store.close()
