@@ -107,3 +107,29 @@ def test_detector_writes_findings_the_api_serves(admin: Person, tmp_path: Path) 
     )
     assert finding["evidence"][0] == "ssh:0"
     store.close()
+
+
+def test_operators_archive_a_finding_and_it_is_audited(admin: Person) -> None:
+    """PATCH status (API) and the page's button; auditors may not; the audit trail has it."""
+    DatabaseSink().upsert([seed_finding()])
+    fid = seed_finding()["id"]
+    auditor = api_client(make_person("auditor"))
+    assert (
+        auditor.patch(f"/api/v1/findings/{fid}", {"status": "archived"}, format="json").status_code
+        == 403
+    )
+    client = api_client(admin)
+    done = client.patch(f"/api/v1/findings/{fid}", {"status": "archived"}, format="json")
+    assert done.json()["status"] == "archived"
+    assert (
+        client.patch(f"/api/v1/findings/{fid}", {"status": "gone"}, format="json").status_code
+        == 400
+    )
+    assert client.get("/api/v1/findings").json()["count"] == 0
+    console = signed_in_client(admin)
+    back = console.post(f"/findings/{fid}/status/", {"status": "active"})
+    assert back.status_code == 302
+    assert Finding.objects.get().status == "active"
+    actions = [h["event"]["action"] for h in client.get("/api/v1/audit/events").json()["results"]]
+    assert "api.finding.patch" in actions
+    assert "findings.status.post" in actions

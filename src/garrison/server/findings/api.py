@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -9,9 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from garrison.server.accounts.api import api_user
-from garrison.server.accounts.roles import READ_ALL
+from garrison.server.accounts.roles import OPERATE, READ_ALL
 from garrison.server.api import Pagination, query_choice, query_text
-from garrison.server.findings import queries
+from garrison.server.findings import actions, queries
 from garrison.server.findings.models import STATUSES, Finding
 
 
@@ -73,10 +75,17 @@ class FindingListView(APIView):
         return pager.get_paginated_response(FindingSerializer(page, many=True).data)
 
 
+class FindingStatusSerializer(serializers.Serializer[Any]):
+    """A finding's new status."""
+
+    status = serializers.ChoiceField(choices=list(STATUSES))
+
+
 class FindingDetailView(APIView):
     """One finding."""
 
     read_roles = READ_ALL
+    write_roles = OPERATE
 
     @extend_schema(operation_id="findings_retrieve", responses=FindingSerializer)
     def get(self, request: Request, finding_id: str) -> Response:
@@ -84,3 +93,17 @@ class FindingDetailView(APIView):
         return Response(
             FindingSerializer(queries.access_finding(api_user(request), finding_id)).data
         )
+
+    @extend_schema(
+        operation_id="findings_update",
+        request=FindingStatusSerializer,
+        responses=FindingSerializer,
+    )
+    def patch(self, request: Request, finding_id: str) -> Response:
+        """Archive a finding (dealt with) or make it active again."""
+        actor = api_user(request)
+        finding = queries.access_finding(actor, finding_id)  # 404 before the body is read
+        data = FindingStatusSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        finding = actions.do_set_status(actor, finding, data.validated_data["status"])
+        return Response(FindingSerializer(finding).data)

@@ -54,7 +54,11 @@ def filtered(
 
 def access_finding(actor: User, finding_id: str) -> Finding:
     """One finding by its id."""
-    found = findings_visible_to(actor).filter(finding_id=finding_id).first()
+    found = (
+        findings_visible_to(actor).filter(finding_id=finding_id).first()
+        if "\x00" not in finding_id
+        else None
+    )
     if found is None:
         raise NotFoundError(f"no finding {finding_id!r}")
     return found

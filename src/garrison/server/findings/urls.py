@@ -8,4 +8,5 @@ app_name = "findings"
 urlpatterns = [
     path("findings/", views.findings, name="list"),
     path("findings/<str:finding_id>/", views.detail, name="detail"),
+    path("findings/<str:finding_id>/status/", views.set_status, name="status"),
 ]

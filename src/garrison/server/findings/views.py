@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from garrison.core.errors import GarrisonError
-from garrison.server.accounts.roles import READ_ALL
+from garrison.server.accounts.roles import OPERATE, READ_ALL
 from garrison.server.accounts.views import console_user, role_required
-from garrison.server.findings import queries
+from garrison.server.findings import actions, queries
 
 PAGE = 50
 CHART_HEIGHT, CHART_BAR, CHART_GAP = 120, 28, 8
@@ -91,6 +92,22 @@ def findings(request: HttpRequest) -> HttpResponse:
     return render(request, "findings/list.html", context, status=400 if error else 200)
 
 
+@role_required(OPERATE)
+@require_POST
+def set_status(request: HttpRequest, finding_id: str) -> HttpResponse:
+    """Archive a finding or make it active again (from its page)."""
+    actor = console_user(request)
+    try:
+        finding = actions.do_set_status(
+            actor, queries.access_finding(actor, finding_id), request.POST.get("status", "")
+        )
+    except GarrisonError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The finding is {finding.status}.")
+    return redirect("findings:detail", finding_id=finding_id)
+
+
 @role_required(READ_ALL)
 @require_GET
 def detail(request: HttpRequest, finding_id: str) -> HttpResponse:
@@ -101,4 +118,9 @@ def detail(request: HttpRequest, finding_id: str) -> HttpResponse:
         for ref in finding.evidence
         if isinstance(ref, str) and ":" in ref
     ]
-    return render(request, "findings/detail.html", {"finding": finding, "evidence": evidence})
+    context = {
+        "finding": finding,
+        "evidence": evidence,
+        "can_operate": console_user(request).role in OPERATE,
+    }
+    return render(request, "findings/detail.html", context)
