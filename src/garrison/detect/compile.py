@@ -30,7 +30,7 @@ from garrison.core.errors import GarrisonError
 from garrison.detect.fields import PlainField
 from garrison.events.schema import Event
 
-MEMO_MAX = 65536
+MEMO_MAX = 8192  # per test: bounded memory (a few MB per test at worst), still most hits
 Predicate = Callable[[Event], bool]
 Getter = Callable[[Event], list[Any]]
 Fields = Callable[[str], Getter]
