@@ -49,7 +49,7 @@ def test_every_alerting_rule_says_what_to_do() -> None:
         if rule.generate:
             assert rule.description, rule.key
             assert rule.remediation, rule.key
-            assert re.fullmatch(r"\w+:[\w-]+/\w+", rule.finding_type), rule.key
+            assert re.fullmatch(r"\w+:[\w-]+/[\w.]+", rule.finding_type), rule.key
             assert 1 <= rule.severity <= 10, rule.key
 
 

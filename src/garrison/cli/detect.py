@@ -15,6 +15,7 @@ from rich.table import Column, Table
 from garrison.cli.common import err, out
 from garrison.core.errors import UsageError
 from garrison.detect import rules as rules_mod
+from garrison.detect.intel import IPLists
 from garrison.detect.replay import replay
 from garrison.detect.ruletest import run_tests
 from garrison.events.parsers import FORMATS, make_parser
@@ -50,12 +51,22 @@ def replay_cmd(
     ],
     rules: RulesOption = None,
     catalog: CatalogOption = True,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(help="An address or CIDR that never produces findings (repeatable)."),
+    ] = None,
+    ip_lists: Annotated[
+        Path | None,
+        typer.Option(help="A folder of IP lists (NAME.txt, NAME.csv) that tag events."),
+    ] = None,
 ) -> None:
     """Print one finding per line (JSON), oldest first; needs no server and no data dir."""
     make_parser(format_)  # an unknown format stops here, named
     for file in files:
         if not file.is_file():
             raise UsageError(f"{file} is not a file")
+    if ip_lists is not None and not ip_lists.is_dir():
+        raise UsageError(f"ip list folder {ip_lists} does not exist")
     loaded = _load(rules, catalog)
     columns = (
         TextColumn("{task.description}"),
@@ -66,7 +77,13 @@ def replay_cmd(
     total = sum(f.stat().st_size for f in files)
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("detecting", total=total)
-        findings, engine = replay(loaded, format_, files, progress=lambda n: bar.advance(task, n))
+        findings, engine = replay(
+            loaded,
+            format_,
+            files,
+            progress=lambda n: bar.advance(task, n),
+            lists=IPLists(allow or [], ip_lists) if allow or ip_lists else None,
+        )
     encode = msgspec.json.Encoder().encode
     for finding in findings:
         sys.stdout.buffer.write(encode(finding.as_dict()) + b"\n")

@@ -29,9 +29,13 @@ def detector(data_dir: DataDirOption = None, config: ConfigOption = None) -> Non
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"detect_rules folder {folder} does not exist")
+    intel = Path(settings.detect_ip_lists) if settings.detect_ip_lists else None
+    if intel is not None and not intel.is_dir():
+        raise UsageError(f"detect_ip_lists folder {intel} does not exist")
     setup_django()
     migrate()
     from garrison.detect import rules  # noqa: PLC0415  # only this role needs them
+    from garrison.detect.intel import IPLists  # noqa: PLC0415
     from garrison.detect.live import Detector  # noqa: PLC0415
     from garrison.logstore.local import open_store  # noqa: PLC0415
     from garrison.server.findings.sink import DatabaseSink  # noqa: PLC0415  # after setup
@@ -41,7 +45,8 @@ def detector(data_dir: DataDirOption = None, config: ConfigOption = None) -> Non
         log.error("detector: rule skipped: %s", problem)
     store = open_store(settings, writable=False)
     data = DataDir(settings.data_path)
-    running = Detector(store, loaded, DatabaseSink(), data.detector_state)
+    lists = IPLists(settings.detect_allowlist, intel)
+    running = Detector(store, loaded, DatabaseSink(), data.detector_state, lists=lists)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

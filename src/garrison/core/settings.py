@@ -52,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     agent_watch: list[str] = msgspec.field(default_factory=list)
     syslog_tls_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     detect_rules: list[str] = msgspec.field(default_factory=list)
+    detect_allowlist: list[str] = msgspec.field(default_factory=list)
+    detect_ip_lists: str = ""
 
     @property
     def collector_listen_port(self) -> int:
@@ -95,6 +97,10 @@ ALLOWED: dict[str, str] = {
     "syslog_tls_port": "0 (off), or the port of the syslog-over-TLS listener (RFC 5425)",
     "detect_rules": "a list of folders of Sigma rules the detector adds to its catalog "
     "(in the environment: comma-separated)",
+    "detect_allowlist": "a list of addresses or CIDRs whose events never produce findings "
+    "(your offices, monitoring; in the environment: comma-separated)",
+    "detect_ip_lists": "empty, or a folder of IP lists (NAME.txt or NAME.csv, one address or "
+    "CIDR per line) that tag events with threat_lists",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -28,6 +28,7 @@ from sigma.correlations import SigmaCorrelationType as Kind
 
 from garrison.core.errors import GarrisonError
 from garrison.detect.fields import FieldResolver, is_plain, source_of
+from garrison.detect.intel import IPLists
 from garrison.detect.rules import Correlation, Detection, Rule, RuleSet, severity_label
 from garrison.events.schema import Event
 
@@ -260,8 +261,12 @@ def _number(value: Any) -> float:
 class Engine:
     """Runs a `RuleSet` over events fed in order."""
 
-    def __init__(self, rules: RuleSet, *, max_groups: int = MAX_GROUPS) -> None:
+    def __init__(
+        self, rules: RuleSet, *, max_groups: int = MAX_GROUPS, lists: IPLists | None = None
+    ) -> None:
         self.rules = rules
+        self.lists = lists
+        self.allowlisted = 0
         self.resolve = FieldResolver()
         self.by_source: dict[str, list[Detection]] = {}
         for det in rules.detections:
@@ -300,6 +305,14 @@ class Engine:
         if self.events % _SWEEP_EVERY == 0:
             for state in self.states.values():
                 state.sweep(self.watermark)
+            if self.lists is not None:
+                self.lists.reload_if_changed()
+        if self.lists is not None and (ip := event.get("src_ip")) is not None:
+            if self.lists.allowed(ip):
+                self.allowlisted += 1
+                return  # the allowlist never produces findings
+            if names := self.lists.lists_of(ip):
+                event["threat_lists"] = list(names)
         if not detections:
             return
         when: float | None = None
@@ -441,9 +454,10 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: events seen, groups tracked and groups evicted by the cap."""
+        """Counters: events seen, left out by the allowlist, groups tracked and evicted."""
         return {
             "events": self.events,
+            "allowlisted": self.allowlisted,
             "groups": sum(len(s.groups) for s in self.states.values()),
             "groups_evicted": sum(s.evicted for s in self.states.values()),
         }

@@ -25,6 +25,7 @@ import msgspec
 
 from garrison.core.files import replace_private
 from garrison.detect.engine import Engine, Finding
+from garrison.detect.intel import IPLists
 from garrison.detect.rules import RuleSet
 from garrison.logstore.store import Store
 
@@ -66,13 +67,14 @@ class Detector:
         *,
         streams: Iterable[str] | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        lists: IPLists | None = None,
     ) -> None:
         self.store = store
         self.sink = sink
         self.state_path = state_path
         self.streams = list(streams) if streams is not None else None
         self.checkpoint_seconds = checkpoint_seconds
-        self.engine = Engine(rules)
+        self.engine = Engine(rules, lists=lists)
         self.offsets: dict[str, int] = {}
         self._pending: dict[int, Finding] = {}
         self._dirty = False

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from garrison.detect.engine import Engine, Finding
+from garrison.detect.intel import IPLists
 from garrison.detect.rules import RuleSet
 from garrison.events.parsers import events_parser, line_parser
 
@@ -25,12 +26,13 @@ def replay(
     files: Iterable[Path],
     *,
     progress: Callable[[int], None] | None = None,
+    lists: IPLists | None = None,
 ) -> tuple[list[Finding], Engine]:
     """Every finding of `rules` over `files` (oldest first), and the engine (for its stats).
 
     Evidence is ``FILE:LINE``; `progress` is called with the bytes read, every 4 MiB or so.
     """
-    engine = Engine(rules)
+    engine = Engine(rules, lists=lists)
     starts: list[tuple[int, str]] = []  # (first global line number, file): evidence is a number
     seen = 0
     for path in files:
