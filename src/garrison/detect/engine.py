@@ -1,7 +1,8 @@
 """The detection engine: rules over a stream of events, in event time, with bounded state.
 
 Feed events in order with `Engine.process` (each with a reference to where it is stored);
-matches of single-event rules and fired correlations become `Finding` s. A finding groups
+matches of single-event rules and fired correlations become `Finding` s, their source address
+placed by country and network (`garrison.detect.geo`) when the finding opens. A finding groups
 repeated activity: the same rule and the same actor (its group-by values, or source address,
 user and host) update the open finding (count, last seen, evidence) instead of opening another,
 until it has been quiet for `REOPEN_AFTER` of event time.
@@ -27,6 +28,7 @@ from sigma.correlations import SigmaCorrelationConditionOperator as Op
 from sigma.correlations import SigmaCorrelationType as Kind
 
 from garrison.core.errors import GarrisonError
+from garrison.detect import geo
 from garrison.detect.fields import FieldResolver, is_plain, source_of
 from garrison.detect.intel import IPLists
 from garrison.detect.rules import Correlation, Detection, Rule, RuleSet, severity_label
@@ -262,9 +264,15 @@ class Engine:
     """Runs a `RuleSet` over events fed in order."""
 
     def __init__(
-        self, rules: RuleSet, *, max_groups: int = MAX_GROUPS, lists: IPLists | None = None
+        self,
+        rules: RuleSet,
+        *,
+        max_groups: int = MAX_GROUPS,
+        lists: IPLists | None = None,
+        geo: bool = True,
     ) -> None:
         self.rules = rules
+        self.geo = geo
         self.lists = lists
         self.allowlisted = 0
         self.resolve = FieldResolver()
@@ -351,6 +359,8 @@ class Engine:
             if hit.ref in finding.evidence:
                 finding.evidence.pop()
             finding.add(hit.when, hit.ref, event, hit.count)
+            if self.geo and isinstance(ip := finding.actor.get("src_ip"), str):
+                finding.actor.update(geo.locate(ip))
             self.findings[index] = finding
         else:
             # A correlation that still holds counts each further event once.

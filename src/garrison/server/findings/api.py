@@ -35,6 +35,8 @@ class FindingSerializer(serializers.ModelSerializer[Finding]):
             "remediation",
             "rule",
             "src",
+            "country",
+            "asn",
             "user",
             "host",
             "group",

@@ -20,6 +20,8 @@ class Finding(models.Model):
     remediation = models.TextField(blank=True)
     rule = models.CharField(max_length=200)
     src = models.CharField(max_length=255, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    asn = models.CharField(max_length=255, blank=True)
     user = models.CharField(max_length=255, blank=True)
     host = models.CharField(max_length=255, blank=True)
     group = models.JSONField(default=dict)

@@ -33,6 +33,8 @@ class DatabaseSink:
                         "src": str(
                             f.get("src_ip") or f.get("src_host") or f.get("source_ip") or ""
                         )[:255],
+                        "country": str(f.get("country") or "")[:2],
+                        "asn": str(f.get("asn") or "")[:255],
                         "user": str(f.get("user") or "")[:255],
                         "host": str(f.get("host") or "")[:255],
                         "group": f["group"],
