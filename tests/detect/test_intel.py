@@ -73,3 +73,14 @@ def test_lists_reload_when_a_file_changes(tmp_path: Path, monkeypatch: pytest.Mo
     assert lists.reload_if_changed()
     assert lists.lists_of("192.0.2.2") == ("block",)
     assert not lists.reload_if_changed()
+
+
+def test_findings_name_the_country_and_network_of_their_source() -> None:
+    """Offline: geoip2fast's bundled database; private and documentation ranges stay blank."""
+    engine = Engine(CATALOG)
+    for s in range(0, 30, 2):
+        engine.process(auth_failure(s, ip="8.8.8.8"), s)
+        engine.process(auth_failure(s, ip="10.1.2.3"), s)
+    found = {f.actor["src_ip"]: f.as_dict() for f in engine.all_findings()}
+    assert (found["8.8.8.8"]["country"], found["8.8.8.8"]["asn"]) == ("US", "GOOGLE")
+    assert "country" not in found["10.1.2.3"]
