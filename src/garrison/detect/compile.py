@@ -16,10 +16,8 @@ for CloudTrail, read the original record. Any construct this evaluator does not 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from sigma import conditions as cond
@@ -28,6 +26,7 @@ from sigma.types import SpecialChars
 
 from garrison.core.errors import GarrisonError
 from garrison.detect.fields import PlainField
+from garrison.detect.intel import address as ip_address
 from garrison.events.schema import Event
 
 MEMO_MAX = 8192  # per test: bounded memory (a few MB per test at worst), still most hits
@@ -41,14 +40,6 @@ class RuleCompileError(GarrisonError):
     """A rule uses something the evaluator cannot run (the rule is skipped and reported)."""
 
     code = "rule_invalid"
-
-
-@lru_cache(maxsize=65536)
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
 
 
 class Memo:
@@ -204,7 +195,7 @@ def _cidr_test(value: st.SigmaCIDRExpression) -> Callable[[Any], bool]:
     network = value.network
 
     def test(v: Any) -> bool:
-        address = _address(_text(v))
+        address = ip_address(_text(v))
         return address is not None and address.version == network.version and address in network
 
     return test

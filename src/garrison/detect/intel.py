@@ -72,7 +72,8 @@ def parse_networks(lines: Iterable[str], origin: str) -> list[Network]:
 
 
 @lru_cache(maxsize=65536)
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`text` as an IP address (cached: sources repeat), or None when it is not one."""
     try:
         return ipaddress.ip_address(text)
     except ValueError:
@@ -120,17 +121,17 @@ class IPLists:
 
     def allowed(self, ip: str) -> bool:
         """Whether `ip` is on the allowlist."""
-        address = _address(ip)
-        return address is not None and self.allow.contains(address)
+        parsed = address(ip)
+        return parsed is not None and self.allow.contains(parsed)
 
     def lists_of(self, ip: str) -> tuple[str, ...]:
         """The names of the lists `ip` is on (empty: none)."""
         found = self._cache.get(ip)
         if found is None:
-            address = _address(ip)
+            parsed = address(ip)
             found = (
-                tuple(name for name, nets in self.lists.items() if nets.contains(address))
-                if address is not None
+                tuple(name for name, nets in self.lists.items() if nets.contains(parsed))
+                if parsed is not None
                 else ()
             )
             if len(self._cache) >= 65536:
