@@ -115,11 +115,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _check_parts(parts: tuple[Any, ...]) -> None:
+    wildcards = {SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE}
+    for part in parts:
+        if not isinstance(part, str) and part not in wildcards:
+            raise RuleCompileError(f"{part!r} in a value is not supported (placeholders, |expand)")
+
+
 def _string_test(parts: tuple[Any, ...], cased: bool) -> Callable[[Any], bool]:
     """A test of one event value against a Sigma string's parts (text, wildcards)."""
+    _check_parts(parts)
     plain = [p for p in parts if isinstance(p, str)]
     specials = [p for p in parts if not isinstance(p, str)]
-    norm: Callable[[str], str] = (lambda s: s) if cased else str.casefold
+    # str.lower, not casefold: the same case rules as re.IGNORECASE in merged lists
+    norm: Callable[[str], str] = (lambda s: s) if cased else str.lower
     if not specials:
         want = norm("".join(plain))
         return memo(lambda v: norm(_text(v)) == want)
@@ -269,6 +278,7 @@ def _field(field: str, value: Any, fields: Fields) -> Predicate:
 
 def _fragment(parts: tuple[Any, ...]) -> str:
     """A Sigma string as a regex for `re.search`: anchored where it has no wildcard."""
+    _check_parts(parts)
     multi = SpecialChars.WILDCARD_MULTI
     body = "".join(
         re.escape(p) if isinstance(p, str) else (".*" if p is multi else ".") for p in parts
@@ -341,7 +351,10 @@ def _keywords(values: list[Any]) -> Predicate:
         value = values[0]
         test = _string_test(_keyword_parts(value), cased=isinstance(value, st.SigmaCasedString))
         return _any(_raw, test)
-    return _any(_raw, merged_test(values, keyword=True))
+    if all(_mergeable(v) for v in values):
+        return _any(_raw, merged_test(values, keyword=True))
+    parts = [_keywords([v]) for v in values]  # cased or regex keywords: each on its own
+    return lambda event: any(p(event) for p in parts)
 
 
 def _or(args: list[Any], fields: Fields) -> Predicate:

@@ -15,8 +15,11 @@ the longest is dropped, counted in `Engine.stats` as ``groups_evicted``).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import hashlib
 import itertools
+import math
 import operator
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -34,7 +37,7 @@ from garrison.detect.intel import IPLists
 from garrison.detect.rules import Correlation, Detection, Rule, RuleSet, severity_label
 from garrison.events.schema import Event
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 _encode = msgspec.json.Encoder().encode
 REOPEN_AFTER = 3600.0
 EVIDENCE_MAX = 20
@@ -70,6 +73,15 @@ class Finding:
     count: int = 0
     evidence: list[Any] = field(default_factory=list)
     actor: dict[str, Any] = field(default_factory=dict)
+    key: tuple[Any, ...] = ()
+    opened: float = 0.0  # the time of the event that opened it: with `key`, what names it
+
+    @property
+    def id(self) -> str:
+        """A stable id: the rule, the group (or actor) and the event that opened it, all fixed
+        when the finding opens (the same events in the same order give the same id)."""
+        text = _encode([self.rule.id, list(self.key), self.opened])
+        return "fnd_" + hashlib.sha256(text).hexdigest()[:32]
 
     def add(self, when: float, ref: Any, event: Event, count: int = 1) -> None:
         """One more matching event (or `count` of them, when a correlation fires)."""
@@ -152,15 +164,16 @@ class _CorrelationState:
         self.single = names[0] if len(names) == 1 and is_plain(names[0]) else None
 
     def _group(self, event: Event) -> tuple[Any, ...] | None:
-        if self.single is not None:  # one plain field: the usual src_ip
+        if self.single is not None:  # one plain field, the usual src: read it directly
             value = event.get(self.single)
-            return None if value is None else (value,)
+            if value is not None and type(value) in {str, int}:
+                return (value,)
         values = []
         for name in self.corr.group_by:
             found = self.resolve(event, name)
             if not found or found[0] is None:
                 return None  # an event without the group's field is in no group
-            values.append(found[0])
+            values.append(freeze(found[0]))
         return tuple(values)
 
     def feed(self, hit: _Hit) -> _Hit | None:
@@ -182,14 +195,10 @@ class _CorrelationState:
             found = self.resolve(hit.event, self.value_field)
             if not found or found[0] is None:
                 return None
-            value = found[0]
-        times = window.times
-        times.append((when, value, hit.ref))
-        self._add(window, value, when, 1)
-        span = self.span
-        while times and when - times[0][0] > span:
-            old_when, old, _ = times.popleft()
-            self._add(window, old, old_when, -1)
+            value = freeze(found[0])
+            if self.summing and not math.isfinite(_number(value)):
+                return None  # NaN or infinity would spoil the sum for good
+        times = self._insert(window, when, value, hit.ref)
         if self.measure_count:
             measure: float = len(times)
         elif self.summing:
@@ -200,13 +209,29 @@ class _CorrelationState:
             return _Hit(self.corr, hit.event, when, hit.ref, len(times), key, times)
         return None
 
+    def _insert(
+        self, window: _Window, when: float, value: Any, ref: Any
+    ) -> deque[tuple[float, Any, Any]]:
+        """Put one event into the window in time order, then drop what the window has passed."""
+        times = window.times
+        if not times or when >= times[-1][0]:
+            times.append((when, value, ref))
+        else:  # events of several streams or hosts arrive a little out of order
+            times.insert(bisect.bisect_right([t[0] for t in times], when), (when, value, ref))
+        self._add(window, value, when, 1)
+        newest = times[-1][0]
+        while times and newest - times[0][0] > self.span:
+            old_when, old, _ = times.popleft()
+            self._add(window, old, old_when, -1)
+        return times
+
     def _add(self, window: _Window, value: Any, when: float, sign: int) -> None:
         """Count `value` into (sign 1) or out of (sign -1) the window's sum or distinct set."""
         if self.summing:
             window.sum += sign * _number(value)
         elif self.value_field is not None:
             if sign > 0:
-                window.values[value] = when
+                window.values[value] = max(when, window.values.get(value, when))
             elif window.values.get(value) == when:
                 del window.values[value]
 
@@ -230,18 +255,29 @@ class _CorrelationState:
         return None
 
     def _evict(self, now: float) -> None:
-        """At the cap: drop passed windows, else the group that has been quiet longest."""
+        """At the cap: drop passed windows, then the quietest tenth of the groups (so that a
+        spray of new sources costs one sort per tenth of the cap, not one per event)."""
         self.sweep(now)
         if len(self.groups) >= self.max_groups:
-            oldest = min(self.groups, key=lambda k: self.groups[k].last)
-            del self.groups[oldest]
-            self.evicted += 1
+            quiet = sorted(self.groups, key=lambda k: self.groups[k].last)
+            for key in quiet[: max(1, self.max_groups // 10)]:
+                del self.groups[key]
+                self.evicted += 1
 
     def sweep(self, watermark: float) -> None:
         """Drop groups whose window has passed."""
         span = self.corr.timespan
         for key in [k for k, w in self.groups.items() if watermark - w.last > span]:
             del self.groups[key]
+
+
+def freeze(value: Any) -> Any:
+    """A field value usable as a group key or a distinct value (lists and dicts become tuples)."""
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+    return value
 
 
 def _thaw(value: Any) -> Any:
@@ -255,9 +291,10 @@ def _key(values: list[Any]) -> tuple[Any, ...]:
 
 def _number(value: Any) -> float:
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 class Engine:
@@ -270,9 +307,11 @@ class Engine:
         max_groups: int = MAX_GROUPS,
         lists: IPLists | None = None,
         geo: bool = True,
+        keep_closed: bool = True,
     ) -> None:
         self.rules = rules
         self.geo = geo
+        self.keep_closed = keep_closed  # replay lists every finding; live ones were handed on
         self.lists = lists
         self.allowlisted = 0
         self.resolve = FieldResolver()
@@ -313,6 +352,7 @@ class Engine:
         if self.events % _SWEEP_EVERY == 0:
             for state in self.states.values():
                 state.sweep(self.watermark)
+            self._expire_findings()
             if self.lists is not None:
                 self.lists.reload_if_changed()
         if self.lists is not None and (ip := event.get("src_ip")) is not None:
@@ -334,6 +374,14 @@ class Engine:
                 self.watermark = max(self.watermark, when)
             self._matched(_Hit(det, event, when, ref))
 
+    def _expire_findings(self) -> None:
+        """Findings quiet for `REOPEN_AFTER` are done: kept for `all_findings` (replay) only."""
+        done = [k for k, f in self.findings.items() if self.watermark - f.last_seen > REOPEN_AFTER]
+        for index in done:
+            finding = self.findings.pop(index)
+            if self.keep_closed:
+                self.closed.append(finding)
+
     def _matched(self, hit: _Hit) -> None:
         rule = hit.rule
         if rule.generate:
@@ -350,11 +398,11 @@ class Engine:
         index = (rule.id, key)
         finding = self.findings.get(index)
         if finding is None or hit.when - finding.last_seen > REOPEN_AFTER:
-            if finding is not None:
+            if finding is not None and self.keep_closed:
                 self.closed.append(finding)
             group = dict(zip(group_by, key, strict=True)) if group_by is not None else {}
             first = next(iter(hit.window), (hit.when, None, None))[0]  # the window that fired
-            finding = Finding(rule, group, first, hit.when)
+            finding = Finding(rule, group, first, hit.when, key=key, opened=hit.when)
             finding.evidence = [ref for _, _, ref in itertools.islice(hit.window, EVIDENCE_MAX - 1)]
             if hit.ref in finding.evidence:
                 finding.evidence.pop()
@@ -411,6 +459,7 @@ class Engine:
                 "count": f.count,
                 "evidence": f.evidence,
                 "actor": f.actor,
+                "opened": f.opened,
             }
             for (_, key), f in self.findings.items()
         ]
@@ -459,6 +508,8 @@ class Engine:
                 int(saved_finding["count"]),
                 list(saved_finding["evidence"]),
                 dict(saved_finding["actor"]),
+                key,
+                float(saved_finding["opened"]),
             )
             self.findings[(rule.id, key)] = finding
 

@@ -103,14 +103,19 @@ class IPLists:
         if not force and now - self._checked < RELOAD_SECONDS:
             return False
         self._checked = now
-        files = self._files()
-        stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-        if stamp == self._stamp and not force:
+        try:
+            files = self._files()
+            stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+            if stamp == self._stamp and not force:
+                return False
+            lists = {
+                p.stem: Networks(parse_networks(p.read_text(errors="replace").splitlines(), str(p)))
+                for p in files
+            }
+        except OSError as exc:  # a feed replaced while read: keep the lists, try again later
+            log.error("ip lists: cannot read %s: %s; keeping the lists loaded", self.folder, exc)
             return False
-        self.lists = {
-            p.stem: Networks(parse_networks(p.read_text(errors="replace").splitlines(), str(p)))
-            for p in files
-        }
+        self.lists = lists
         self._stamp = stamp
         self._cache = {}
         if files:

@@ -13,7 +13,6 @@ twice. Evidence is ``STREAM:OFFSET``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -43,16 +42,9 @@ class FindingSink(Protocol):
         """Create or replace each finding by its ``id``; raise if they are not durable."""
 
 
-def finding_id(finding: Finding) -> str:
-    """A stable id: the rule, the actor or group, and when the activity began."""
-    key = finding.group or {k: finding.actor.get(k) for k in ("src_ip", "src_host", "user", "host")}
-    text = msgspec.json.encode([finding.rule.id, key, finding.first_seen])
-    return "fnd_" + hashlib.sha256(text).hexdigest()[:32]
-
-
 def finding_record(finding: Finding) -> dict[str, Any]:
     """What the sink stores: the finding as `Finding.as_dict` gives it, with its id."""
-    return {"id": finding_id(finding), **finding.as_dict()}
+    return {"id": finding.id, **finding.as_dict()}
 
 
 class Detector:
@@ -74,7 +66,7 @@ class Detector:
         self.state_path = state_path
         self.streams = list(streams) if streams is not None else None
         self.checkpoint_seconds = checkpoint_seconds
-        self.engine = Engine(rules, lists=lists)
+        self.engine = Engine(rules, lists=lists, keep_closed=False)
         self.offsets: dict[str, int] = {}
         self._pending: dict[int, Finding] = {}
         self._dirty = False

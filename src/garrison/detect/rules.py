@@ -181,6 +181,8 @@ def _correlation(rule: SigmaCorrelationRule, path: str) -> Correlation:
         raise RuleCompileError(f"correlation type {rule.type.name.lower()} is not supported")
     if rule.timespan is None or rule.timespan.seconds <= 0:
         raise RuleCompileError("a correlation needs a timespan")
+    if rule.aliases:
+        raise RuleCompileError("correlation aliases are not supported; name the fields alike")
     condition = rule.condition
     if condition is not None and not isinstance(condition, SigmaCorrelationCondition):
         raise RuleCompileError("combined correlation conditions are not supported")
@@ -254,6 +256,17 @@ def _compile_all(
         except (RuleCompileError, SigmaError, ValueError, TypeError) as exc:
             problems.append(RuleProblem(path, rule.title or "", str(exc)))
             continue
+        taken = [ref for ref in {built.id, built.name} - {""} if ref in by_ref]
+        if taken:
+            other = by_ref[taken[0]].path
+            problems.append(
+                RuleProblem(path, built.title, f"{taken[0]} is already used by {other}")
+            )
+            if isinstance(built, Correlation):
+                pending.pop()
+            else:
+                detections.pop()
+            continue
         for ref in {built.id, built.name} - {""}:
             by_ref[ref] = built
     return detections, pending, by_ref
@@ -274,6 +287,12 @@ def _build(
             continue
         corr.rules = [by_ref[r] for r in refs]
         correlations.append(corr)
+    cyclic = [c for c in correlations if _cyclic(c, set())]
+    for corr in cyclic:
+        problems.append(
+            RuleProblem(corr.path, corr.title, "correlations refer to each other in a cycle")
+        )
+    correlations = [c for c in correlations if c not in cyclic]
     for corr in correlations:
         for base in corr.rules:
             base.parents.append(corr)
@@ -284,9 +303,6 @@ def _build(
         if rule.generate:
             for base in corr.rules:
                 base.generate = True
-    if any(_cyclic(c, set()) for c in correlations):
-        problems.append(RuleProblem("", "", "correlation rules refer to each other in a cycle"))
-        correlations = []
     return RuleSet(detections, correlations, problems)
 
 

@@ -133,3 +133,12 @@ def test_operators_archive_a_finding_and_it_is_audited(admin: Person) -> None:
     actions = [h["event"]["action"] for h in client.get("/api/v1/audit/events").json()["results"]]
     assert "api.finding.patch" in actions
     assert "findings.status.post" in actions
+
+
+def test_nul_bytes_from_urls_are_stored_replaced(admin: Person) -> None:
+    """A path with %00 can reach a finding's group; PostgreSQL refuses NUL, so it is replaced."""
+    DatabaseSink().upsert([seed_finding(group={"path": "/a\x00b"}, title="x\x00y")])
+    row = Finding.objects.get()
+    assert row.group == {"path": "/a\ufffdb"}
+    assert row.title == "x\ufffdy"
+    assert signed_in_client(admin).get("/findings/?q=%00").status_code == 200

@@ -14,13 +14,24 @@ def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
+def _clean(value: Any) -> Any:
+    """Without NUL characters, which PostgreSQL refuses in text and JSON (a URL may hold %00)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
+
+
 class DatabaseSink:
     """Upserts findings by id in one transaction; the row's status is the people's to change."""
 
     def upsert(self, findings: list[dict[str, Any]]) -> None:
         """Create or update each finding (what the engine says it is now)."""
         with transaction.atomic():
-            for f in findings:
+            for f in map(_clean, findings):
                 Finding.objects.update_or_create(
                     finding_id=f["id"],
                     defaults={

@@ -66,7 +66,7 @@ def findings(request: HttpRequest) -> HttpResponse:
     form = {
         "severity": request.GET.get("severity", ""),
         "status": request.GET.get("status", "active"),
-        "q": request.GET.get("q", "")[:200],
+        "q": request.GET.get("q", "")[:200].replace("\x00", ""),
     }
     error = ""
     try:
