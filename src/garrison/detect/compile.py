@@ -63,7 +63,8 @@ class Memo:
         return found
 
 
-memo = Memo
+def _plain_test(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return test
 
 
 class FieldTest:
@@ -122,9 +123,15 @@ def _check_parts(parts: tuple[Any, ...]) -> None:
             raise RuleCompileError(f"{part!r} in a value is not supported (placeholders, |expand)")
 
 
-def _string_test(parts: tuple[Any, ...], cased: bool) -> Callable[[Any], bool]:
-    """A test of one event value against a Sigma string's parts (text, wildcards)."""
+def _string_test(
+    parts: tuple[Any, ...], cased: bool, remember: bool = True
+) -> Callable[[Any], bool]:
+    """A test of one event value against a Sigma string's parts (text, wildcards); `remember`
+    memoizes it (not for raw lines, which never repeat)."""
     _check_parts(parts)
+    memo: Callable[[Callable[[Any], bool]], Callable[[Any], bool]] = (
+        Memo if remember else _plain_test
+    )
     plain = [p for p in parts if isinstance(p, str)]
     specials = [p for p in parts if not isinstance(p, str)]
     # str.lower, not casefold: the same case rules as re.IGNORECASE in merged lists
@@ -197,7 +204,7 @@ def _regex_test(value: st.SigmaRegularExpression) -> Callable[[Any], bool]:
         compiled = re.compile(pattern, flags)
     except re.error as exc:
         raise RuleCompileError(f"regular expression {pattern!r}: {exc}") from None
-    return memo(lambda v: compiled.search(_text(v)) is not None)
+    return Memo(lambda v: compiled.search(_text(v)) is not None)
 
 
 def _cidr_test(value: st.SigmaCIDRExpression) -> Callable[[Any], bool]:
@@ -327,7 +334,7 @@ def merged_test(values: list[Any], *, keyword: bool = False) -> Callable[[Any], 
                     pass
         return regex is not None and regex.search(_text(v)) is not None
 
-    return memo(test)
+    return test if keyword else Memo(test)  # raw lines (keywords) never repeat
 
 
 def _keyword_parts(value: st.SigmaString) -> tuple[Any, ...]:
@@ -349,8 +356,8 @@ def _keywords(values: list[Any]) -> Predicate:
     """Values without a field: searched for anywhere in the raw line."""
     if len(values) == 1 and isinstance(values[0], st.SigmaString):
         value = values[0]
-        test = _string_test(_keyword_parts(value), cased=isinstance(value, st.SigmaCasedString))
-        return _any(_raw, test)
+        cased = isinstance(value, st.SigmaCasedString)
+        return _any(_raw, _string_test(_keyword_parts(value), cased=cased, remember=False))
     if all(_mergeable(v) for v in values):
         return _any(_raw, merged_test(values, keyword=True))
     parts = [_keywords([v]) for v in values]  # cased or regex keywords: each on its own

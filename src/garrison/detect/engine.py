@@ -32,7 +32,7 @@ from sigma.correlations import SigmaCorrelationType as Kind
 
 from garrison.core.errors import GarrisonError
 from garrison.detect import geo
-from garrison.detect.fields import FieldResolver, is_plain, source_of
+from garrison.detect.fields import SRC, FieldResolver, is_plain, source_of, src
 from garrison.detect.intel import IPLists
 from garrison.detect.rules import Correlation, Detection, Rule, RuleSet, severity_label
 from garrison.events.schema import Event
@@ -161,12 +161,16 @@ class _CorrelationState:
         self.threshold = corr.threshold
         self.compare = _OPS[corr.operator]
         names = corr.group_by
-        self.single = names[0] if len(names) == 1 and is_plain(names[0]) else None
+        self.single: Callable[[Event], Any] | None = None
+        if len(names) == 1 and names[0] == SRC:
+            self.single = src
+        elif len(names) == 1 and is_plain(names[0]):
+            self.single = _getter(names[0])
 
     def _group(self, event: Event) -> tuple[Any, ...] | None:
-        if self.single is not None:  # one plain field, the usual src: read it directly
-            value = event.get(self.single)
-            if value is not None and type(value) in {str, int}:
+        if self.single is not None:  # one plain field, or the usual src: read it directly
+            value = self.single(event)
+            if type(value) is str or type(value) is int:
                 return (value,)
         values = []
         for name in self.corr.group_by:
@@ -271,6 +275,10 @@ class _CorrelationState:
             del self.groups[key]
 
 
+def _getter(name: str) -> Callable[[Event], Any]:
+    return lambda event: event.get(name)
+
+
 def freeze(value: Any) -> Any:
     """A field value usable as a group key or a distinct value (lists and dicts become tuples)."""
     if isinstance(value, list):
@@ -323,6 +331,7 @@ class Engine:
             id(c): _CorrelationState(c, self.resolve, max_groups) for c in rules.correlations
         }
         self.findings: dict[tuple[str, tuple[Any, ...]], Finding] = {}
+        self._dispatch: dict[tuple[str, Any], list[Detection]] = {}
         self.closed: list[Finding] = []
         self.changed: list[Finding] = []
         self.watermark = 0.0
@@ -347,7 +356,11 @@ class Engine:
 
     def process(self, event: Event, ref: Any = None) -> None:
         """Evaluate one event (`ref` says where it is stored: it becomes evidence)."""
-        detections = self.by_source.get(source_of(event))
+        source, cls = source_of(event), event.get("class")
+        try:
+            detections = self._dispatch[(source, cls)]
+        except (KeyError, TypeError):
+            detections = self._detections_for(source, cls)
         self.events += 1
         if self.events % _SWEEP_EVERY == 0:
             for state in self.states.values():
@@ -355,12 +368,8 @@ class Engine:
             self._expire_findings()
             if self.lists is not None:
                 self.lists.reload_if_changed()
-        if self.lists is not None and (ip := event.get("src_ip")) is not None:
-            if self.lists.allowed(ip):
-                self.allowlisted += 1
-                return  # the allowlist never produces findings
-            if names := self.lists.lists_of(ip):
-                event["threat_lists"] = list(names)
+        if self.lists is not None and not self._listed(event, self.lists):
+            return  # the allowlist never produces findings
         if not detections:
             return
         when: float | None = None
@@ -373,6 +382,29 @@ class Engine:
                     return  # normalized events always have a time; a foreign one is skipped
                 self.watermark = max(self.watermark, when)
             self._matched(_Hit(det, event, when, ref))
+
+    def _listed(self, event: Event, lists: IPLists) -> bool:
+        """Tag `event` with the lists its source is on; False when it is allowlisted."""
+        ip = event.get("src_ip")
+        if ip is None:
+            return True
+        if lists.allowed(ip):
+            self.allowlisted += 1
+            return False
+        if names := lists.lists_of(ip):
+            event["threat_lists"] = list(names)
+        return True
+
+    def _detections_for(self, source: str, cls: Any) -> list[Detection]:
+        """The rules an event of `source` and `cls` can match (remembered per pair)."""
+        found = [
+            d
+            for d in self.by_source.get(source, [])
+            if d.classes is None or (isinstance(cls, str) and cls.lower() in d.classes)
+        ]
+        if isinstance(cls, str | None):
+            self._dispatch[(source, cls)] = found
+        return found
 
     def _expire_findings(self) -> None:
         """Findings quiet for `REOPEN_AFTER` are done: kept for `all_findings` (replay) only."""

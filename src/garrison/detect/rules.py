@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 from sigma.collection import SigmaCollection
+from sigma.conditions import ConditionAND, ConditionFieldEqualsValueExpression, ConditionOR
 from sigma.correlations import (
     SigmaCorrelationCondition,
     SigmaCorrelationConditionOperator,
@@ -34,6 +35,7 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaLevel, SigmaRule
+from sigma.types import SigmaString
 
 from garrison.detect.compile import Predicate, RuleCompileError, compile_condition
 from garrison.detect.fields import getters, sources_for
@@ -108,6 +110,7 @@ class Detection(Rule):
 
     sources: frozenset[str] = frozenset()
     predicate: Predicate = field(default=lambda event: False)
+    classes: frozenset[str] | None = None  # the event classes it can match (None: any)
 
 
 @dataclass(eq=False)
@@ -172,8 +175,38 @@ def _detection(rule: SigmaRule, path: str) -> Detection:
     parsed = rule.detection.parsed_condition
     if len(parsed) != 1:
         raise RuleCompileError("exactly one condition is supported")
-    predicate = compile_condition(parsed[0].parsed, getters(sources))
-    return Detection(**_meta(rule, path), generate=True, sources=sources, predicate=predicate)
+    tree = parsed[0].parsed
+    predicate = compile_condition(tree, getters(sources))
+    return Detection(
+        **_meta(rule, path),
+        generate=True,
+        sources=sources,
+        predicate=predicate,
+        classes=required_classes(tree),
+    )
+
+
+def required_classes(node: Any) -> frozenset[str] | None:
+    """The ``class`` values an event must have for `node` to match, when the condition says
+    so at its top (``class: X`` in every alternative); None when any class may match.
+
+    The engine uses it to skip rules whole: most events fail the class test of most rules."""
+    if isinstance(node, ConditionAND):
+        found = [c for c in map(required_classes, node.args) if c is not None]
+        return frozenset.intersection(*found) if found else None
+    if isinstance(node, ConditionOR):
+        options = [required_classes(a) for a in node.args]
+        if any(o is None for o in options):
+            return None
+        return frozenset().union(*options)  # type: ignore[arg-type]  # no None left
+    if (
+        isinstance(node, ConditionFieldEqualsValueExpression)
+        and node.field == "class"
+        and isinstance(node.value, SigmaString)
+        and not node.value.contains_special()
+    ):
+        return frozenset({str(node.value).lower()})
+    return None
 
 
 def _correlation(rule: SigmaCorrelationRule, path: str) -> Correlation:
