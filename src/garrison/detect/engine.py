@@ -167,7 +167,8 @@ class _CorrelationState:
         elif len(names) == 1 and is_plain(names[0]):
             self.single = _getter(names[0])
 
-    def _group(self, event: Event) -> tuple[Any, ...] | None:
+    def group_of(self, event: Event) -> tuple[Any, ...] | None:
+        """The event's group key (None: it lacks a group-by field)."""
         if self.single is not None:  # one plain field, or the usual src: read it directly
             value = self.single(event)
             if type(value) is str or type(value) is int:
@@ -180,11 +181,9 @@ class _CorrelationState:
             values.append(freeze(found[0]))
         return tuple(values)
 
-    def feed(self, hit: _Hit) -> _Hit | None:
-        """Account `hit`; a `_Hit` of this correlation when its condition now holds."""
-        key = self._group(hit.event)
-        if key is None:
-            return None
+    def feed(self, hit: _Hit, key: tuple[Any, ...]) -> _Hit | None:
+        """Account `hit` in the window of group `key`; a `_Hit` of this correlation when its
+        condition now holds."""
         window = self.groups.get(key)
         if window is None:
             if len(self.groups) >= self.max_groups:
@@ -419,7 +418,17 @@ class Engine:
         if rule.generate:
             self._finding(hit)
         for parent in rule.parents:
-            fired = self.states[id(parent)].feed(hit)
+            state = self.states[id(parent)]
+            key = state.group_of(hit.event)
+            if key is None:
+                continue
+            open_finding = None if state.temporal else self.findings.get((parent.id, key))
+            if open_finding is not None and hit.when - open_finding.last_seen <= REOPEN_AFTER:
+                # A count already past its threshold: the open finding takes every further
+                # event of its group while it lasts; the window needs no upkeep meanwhile.
+                fired: _Hit | None = _Hit(parent, hit.event, hit.when, hit.ref, 1, key)
+            else:
+                fired = state.feed(hit, key)
             if fired is not None:
                 self._matched(fired)
 

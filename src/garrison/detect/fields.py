@@ -139,11 +139,7 @@ SRC: Final = "src"
 def src(event: Event) -> Any:
     """The virtual ``src`` field: ``src_ip``, else ``src_host``, else an audit event's
     ``source_ip`` (None when none)."""
-    for name in ("src_ip", "src_host", "source_ip"):
-        value = event.get(name)
-        if value:
-            return value
-    return None
+    return event.get("src_ip") or event.get("src_host") or event.get("source_ip") or None
 
 
 def is_plain(field: str) -> bool:
