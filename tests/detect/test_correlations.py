@@ -147,3 +147,14 @@ def test_state_is_bounded_and_the_cap_is_counted(tmp_path: Path) -> None:
     engine.process(auth_failure(3600, ip="192.0.2.1"), 999)
     engine.states[next(iter(engine.states))].sweep(engine.watermark)
     assert engine.stats["groups"] == 1
+
+
+def test_once_fired_a_count_finding_takes_its_groups_later_events(tmp_path: Path) -> None:
+    """Past the threshold, slower activity of the same group still joins the open finding."""
+    loaded = rule_set(tmp_path, FAILURE_RULE, _count_rule())
+    burst = [auth_failure(s) for s in range(0, 50, 10)]
+    trickle = [auth_failure(60 + 30 * n) for n in range(10)]  # 2/min: below 5 in 60 s
+    (finding,) = run(loaded, [*burst, *trickle])
+    assert finding.count == 15
+    late = [auth_failure(60 + 30 * 9 + 3601)]  # after an hour of quiet: a new episode
+    assert [f.count for f in run(loaded, [*burst, *trickle, *late])] == [15]
