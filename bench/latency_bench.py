@@ -40,12 +40,13 @@ class TimingSink:
         self.seen: dict[str, float] = {}
         self.event = threading.Event()
 
-    def upsert(self, findings: list[dict[str, Any]]) -> None:
+    def upsert(self, findings: list[dict[str, Any]]) -> list[str]:
         now = time.monotonic()
         for finding in findings:
             if finding["rule"] == "ssh_bruteforce_fast":
                 self.seen.setdefault(str(finding.get("src_ip")), now)
         self.event.set()
+        return []
 
 
 def main() -> None:

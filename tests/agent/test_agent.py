@@ -258,8 +258,10 @@ def test_replay_equals_live_through_agent_collector_and_detector(rig: Rig, tmp_p
     found: dict[str, dict[str, Any]] = {}
 
     class Sink:
-        def upsert(self, findings: list[dict[str, Any]]) -> None:
+        def upsert(self, findings: list[dict[str, Any]]) -> list[str]:
+            new = [f["id"] for f in findings if f["id"] not in found]
             found.update((f["id"], f) for f in findings)
+            return new
 
     detector = Detector(rig.store, catalog, Sink(), tmp_path / "state.json", streams=["ssh"])
     while detector.step():

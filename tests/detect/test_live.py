@@ -27,10 +27,12 @@ class MemorySink:
         self.findings: dict[str, dict[str, Any]] = {}
         self.writes = 0
 
-    def upsert(self, findings: list[dict[str, Any]]) -> None:
+    def upsert(self, findings: list[dict[str, Any]]) -> list[str]:
         self.writes += 1
+        new = [f["id"] for f in findings if f["id"] not in self.findings]
         for finding in findings:
             self.findings[finding["id"]] = finding
+        return new
 
 
 def _lines() -> list[str]:
@@ -141,3 +143,23 @@ def test_state_survives_a_restart_inside_a_window(tmp_path: Path) -> None:
     (finding,) = sink.findings.values()
     assert (finding["rule"], finding["count"]) == ("ssh_bruteforce_fast", 10)
     assert finding["evidence"][0] == "ssh:0"
+
+
+def test_new_findings_are_announced_once(tmp_path: Path, store: Store) -> None:
+    """Updates of a finding are not news: one message per finding, however often it grows."""
+    from garrison.detect.notify import Notifier, Route  # noqa: PLC0415
+    from tests.detect.test_notify import Receiver  # noqa: PLC0415
+
+    receiver = Receiver()
+    try:
+        sink = MemorySink()
+        notifier = Notifier([Route("webhook", receiver.url, 1.0)], b"k", tmp_path / "spool")
+        detector = Detector(
+            store, CATALOG, sink, tmp_path / "state.json", checkpoint_seconds=0, notifier=notifier
+        )
+        _run_to_end(detector)
+        announced = [f["id"] for body in receiver.bodies() for f in body["findings"]]
+        assert sorted(announced) == sorted(sink.findings)
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()

@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Column, Table
 
-from garrison.cli.common import err, out
+from garrison.cli.common import DataDirOption, err, load_settings, out
 from garrison.core.errors import UsageError
+from garrison.core.paths import DataDir
 from garrison.detect import rules as rules_mod
 from garrison.detect.intel import IPLists
 from garrison.detect.replay import replay
@@ -146,3 +147,12 @@ def rules_test_cmd(
     out.print(f"{len(results) - len(failed)} of {len(results)} cases passed")
     if failed or loaded.problems:
         raise typer.Exit(1)
+
+
+@app.command("notify-key")
+def notify_key_cmd(data_dir: DataDirOption = None) -> None:
+    """Print the HMAC key that signs notification webhooks (give it to the receiver)."""
+    from garrison.cli.detector import notify_key  # noqa: PLC0415  # the detector role's helper
+
+    settings = load_settings(data_dir)
+    out.print(notify_key(DataDir(settings.data_path)).decode())

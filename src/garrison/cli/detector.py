@@ -17,8 +17,37 @@ from garrison.cli.common import (
 )
 from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
+from garrison.core.secrets import KeyRing
+from garrison.core.settings import Settings
+from garrison.detect.notify import Notifier, Route
 
 log = logging.getLogger("garrison.detect")
+
+
+def notifier_for(settings: Settings) -> Notifier | None:
+    """The notification routes the settings name (None when there are none)."""
+    routes = [
+        Route(kind, url, settings.notify_min_severity)
+        for kind, url in (
+            ("webhook", settings.notify_webhook_url),
+            ("slack", settings.notify_slack_url),
+        )
+        if url
+    ]
+    if not routes:
+        return None
+    data = DataDir(settings.data_path)
+    return Notifier(
+        routes,
+        notify_key(data),
+        data.notify_spool,
+        max_per_minute=settings.notify_max_per_minute,
+    )
+
+
+def notify_key(data: DataDir) -> bytes:
+    """The HMAC key of notification webhooks, derived from the data dir's KEK (never stored)."""
+    return KeyRing.load_or_create(data.kek).passphrase("notify-webhook")
 
 
 def detector(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
@@ -46,7 +75,14 @@ def detector(data_dir: DataDirOption = None, config: ConfigOption = None) -> Non
     store = open_store(settings, writable=False)
     data = DataDir(settings.data_path)
     lists = IPLists(settings.detect_allowlist, intel)
-    running = Detector(store, loaded, DatabaseSink(), data.detector_state, lists=lists)
+    running = Detector(
+        store,
+        loaded,
+        DatabaseSink(),
+        data.detector_state,
+        lists=lists,
+        notifier=notifier_for(settings),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

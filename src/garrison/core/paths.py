@@ -54,6 +54,11 @@ class DataDir:
         return self.root / "detector" / "state.json"
 
     @property
+    def notify_spool(self) -> Path:
+        """Notifications waiting for their receiver."""
+        return self.root / "detector" / "notify-spool"
+
+    @property
     def sqlite(self) -> Path:
         """The control-plane database on the embedded default."""
         return self.root / "garrison.sqlite3"

@@ -54,6 +54,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     detect_rules: list[str] = msgspec.field(default_factory=list)
     detect_allowlist: list[str] = msgspec.field(default_factory=list)
     detect_ip_lists: str = ""
+    notify_webhook_url: str = ""
+    notify_slack_url: str = ""
+    notify_min_severity: Annotated[float, msgspec.Meta(ge=1, le=10)] = 4.0
+    notify_max_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
 
     @property
     def collector_listen_port(self) -> int:
@@ -101,6 +105,10 @@ ALLOWED: dict[str, str] = {
     "(your offices, monitoring; in the environment: comma-separated)",
     "detect_ip_lists": "empty, or a folder of IP lists (NAME.txt or NAME.csv, one address or "
     "CIDR per line) that tag events with threat_lists",
+    "notify_webhook_url": "empty, or an https:// URL that receives new findings as signed JSON",
+    "notify_slack_url": "empty, or a Slack-compatible incoming-webhook https:// URL",
+    "notify_min_severity": "the lowest severity announced, 1 to 10 (4: medium and above)",
+    "notify_max_per_minute": "messages per route and minute before a digest, 1 to 1000",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -25,6 +25,7 @@ import msgspec
 from garrison.core.files import replace_private
 from garrison.detect.engine import Engine, Finding
 from garrison.detect.intel import IPLists
+from garrison.detect.notify import Notifier
 from garrison.detect.rules import RuleSet
 from garrison.logstore.store import Store
 
@@ -38,8 +39,10 @@ _decode = msgspec.json.Decoder(dict[str, Any]).decode
 class FindingSink(Protocol):
     """Where findings go: stored by id, so that the same finding twice is one finding."""
 
-    def upsert(self, findings: list[dict[str, Any]]) -> None:
-        """Create or replace each finding by its ``id``; raise if they are not durable."""
+    def upsert(self, findings: list[dict[str, Any]]) -> list[str]:
+        """Create or replace each finding by its ``id``; raise if they are not durable.
+
+        Returns the ids that were new (what notifications announce)."""
 
 
 def finding_record(finding: Finding) -> dict[str, Any]:
@@ -60,6 +63,7 @@ class Detector:
         streams: Iterable[str] | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
         lists: IPLists | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -67,6 +71,7 @@ class Detector:
         self.streams = list(streams) if streams is not None else None
         self.checkpoint_seconds = checkpoint_seconds
         self.engine = Engine(rules, lists=lists, keep_closed=False)
+        self.notifier = notifier
         self.offsets: dict[str, int] = {}
         self._pending: dict[int, Finding] = {}
         self._dirty = False
@@ -105,8 +110,13 @@ class Detector:
     def checkpoint(self) -> None:
         """Hand the changed findings to the sink, then make the position and state durable."""
         if self._pending:
-            self.sink.upsert([finding_record(f) for f in self._pending.values()])
+            records = [finding_record(f) for f in self._pending.values()]
+            created = set(self.sink.upsert(records))
             self._pending = {}
+            if self.notifier is not None and created:
+                # After the database and before the checkpoint: a crash in between announces
+                # again at the restart (at least once; the delivery id lets receivers dedupe).
+                self.notifier.notify([r for r in records if r["id"] in created])
         state = {"offsets": self.offsets, "engine": msgspec.json.decode(self.engine.snapshot())}
         replace_private(self.state_path, msgspec.json.encode(state))
         self._checkpointed = time.monotonic()
@@ -118,5 +128,7 @@ class Detector:
             if not self.step():
                 if self._dirty:
                     self.checkpoint()
+                if self.notifier is not None:
+                    self.notifier.flush()  # digests whose minute is over, retries
                 stop.wait(idle)
         self.checkpoint()

@@ -28,11 +28,12 @@ def _clean(value: Any) -> Any:
 class DatabaseSink:
     """Upserts findings by id in one transaction; the row's status is the people's to change."""
 
-    def upsert(self, findings: list[dict[str, Any]]) -> None:
-        """Create or update each finding (what the engine says it is now)."""
+    def upsert(self, findings: list[dict[str, Any]]) -> list[str]:
+        """Create or update each finding (what the engine says it is now); the new ids."""
+        created_ids = []
         with transaction.atomic():
             for f in map(_clean, findings):
-                Finding.objects.update_or_create(
+                _, created = Finding.objects.update_or_create(
                     finding_id=f["id"],
                     defaults={
                         "type": f["type"][:200],
@@ -55,3 +56,6 @@ class DatabaseSink:
                         "evidence": f["evidence"],
                     },
                 )
+                if created:
+                    created_ids.append(f["id"])
+        return created_ids
