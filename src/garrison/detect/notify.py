@@ -6,10 +6,10 @@ out as one digest when the minute is over, so a storm cannot flood anyone.
 
 Messages are spooled on disk before delivery (one file each, written atomically) and removed
 only once the receiver answered 2xx; a failed delivery stays spooled, is logged, and is tried
-again on the next flush. Webhook bodies are signed: ``X-Garrison-Signature: sha256=HEX`` is the
-HMAC-SHA256 of the body under the data directory's notification key
-(`garrison detect notify-key` prints it: the key is that text), and ``X-Garrison-Delivery`` names the message, so a
-receiver can check the sender and drop a repeat.
+again on the next flush. Webhook bodies are signed: ``X-Garrison-Signature: sha256=HEX`` is
+the HMAC-SHA256 of the body under the data directory's notification key (`garrison detect
+notify-key` prints it: the key is that text), and ``X-Garrison-Delivery`` names the message, so
+a receiver can check the sender and drop a repeat.
 """
 
 from __future__ import annotations
