@@ -29,6 +29,7 @@ from garrison.server import trail
 from garrison.server.accounts import actions
 from garrison.server.accounts.models import APIToken, User
 from garrison.server.accounts.sessions import META_USER, SessionStore
+from garrison.server.findings.actions import do_add_suppression
 from garrison.server.findings.sink import DatabaseSink
 from garrison.server.fleet.actions import do_add_host as add_host
 from tests.factories import Person, make_person, make_token, seed_finding
@@ -120,7 +121,11 @@ def world(db: None) -> World:
     )
     host, _ = add_host(admin.user, name="web-1.test", zone="z1", minutes=5)
     DatabaseSink().upsert([seed_finding()])
+    suppression = do_add_suppression(
+        admin.user, finding_type="Recon:EC2/Portscan", src="", host="", reason="lab", days=1
+    )
     values = {
+        "suppression_id": suppression.public_id,
         "finding_id": seed_finding()["id"],
         "name": host.name,
         "event_id": event_id,

@@ -29,6 +29,12 @@ urlpatterns = [
     path("hosts/<str:name>", fleet.HostDetailView.as_view(), name="host"),
     path("findings", findings.FindingListView.as_view(), name="findings"),
     path("findings/<str:finding_id>", findings.FindingDetailView.as_view(), name="finding"),
+    path("suppressions", findings.SuppressionListView.as_view(), name="suppressions"),
+    path(
+        "suppressions/<str:suppression_id>",
+        findings.SuppressionDetailView.as_view(),
+        name="suppression",
+    ),
     path("logs/streams", logs.StreamListView.as_view(), name="log-streams"),
     path("logs/search", logs.LogSearchView.as_view(), name="log-search"),
 ]

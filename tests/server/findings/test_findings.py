@@ -142,3 +142,43 @@ def test_nul_bytes_from_urls_are_stored_replaced(admin: Person) -> None:
     assert row.group == {"path": "/a\ufffdb"}
     assert row.title == "x\ufffdy"
     assert signed_in_client(admin).get("/findings/?q=%00").status_code == 200
+
+
+def test_suppressed_findings_are_stored_but_not_announced(admin: Person) -> None:
+    """A suppression by type and source: new matching findings are `suppressed` (not new for
+    notifications); other sources, other types and expired rules are not affected."""
+    client = api_client(admin)
+    made = client.post(
+        "/api/v1/suppressions",
+        {
+            "type": "UnauthorizedAccess:EC2/SSHBruteForce",
+            "src": "203.0.113.5",
+            "reason": "our pentest, ticket 42",
+            "days": 7,
+        },
+        format="json",
+    )
+    assert made.status_code == 201, made.content
+    sink = DatabaseSink()
+    assert sink.upsert([seed_finding()]) == []
+    assert Finding.objects.get(finding_id=seed_finding()["id"]).status == "suppressed"
+    other = seed_finding(id="fnd_" + "2" * 32, src_ip="203.0.113.6")
+    assert sink.upsert([other]) == [other["id"]]
+    listed = client.get("/api/v1/suppressions").json()["results"]
+    assert listed[0]["reason"] == "our pentest, ticket 42"
+    assert listed[0]["created_by"] == admin.user.username
+    assert client.get("/api/v1/findings", {"status": "suppressed"}).json()["count"] == 1
+    bad = client.post(
+        "/api/v1/suppressions", {"type": "X", "reason": "r", "days": 400}, format="json"
+    )
+    assert bad.status_code == 400
+    auditor = api_client(make_person("auditor"))
+    refused = auditor.post(
+        "/api/v1/suppressions", {"type": "X", "reason": "r", "days": 1}, format="json"
+    )
+    assert refused.status_code == 403
+    assert client.delete(f"/api/v1/suppressions/{made.json()['id']}").status_code == 204
+    third = seed_finding(id="fnd_" + "3" * 32)
+    assert sink.upsert([third]) == [third["id"]]
+    actions = [h["event"]["action"] for h in client.get("/api/v1/audit/events").json()["results"]]
+    assert {"api.suppressions.post", "api.suppression.delete"} <= set(actions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +14,7 @@ from garrison.server.accounts.api import api_user
 from garrison.server.accounts.roles import OPERATE, READ_ALL
 from garrison.server.api import Pagination, query_choice, query_text
 from garrison.server.findings import actions, queries
-from garrison.server.findings.models import STATUSES, Finding
+from garrison.server.findings.models import STATUSES, Finding, Suppression
 
 
 class FindingSerializer(serializers.ModelSerializer[Finding]):
@@ -109,3 +109,73 @@ class FindingDetailView(APIView):
         data.is_valid(raise_exception=True)
         finding = actions.do_set_status(actor, finding, data.validated_data["status"])
         return Response(FindingSerializer(finding).data)
+
+
+class SuppressionSerializer(serializers.ModelSerializer[Suppression]):
+    """A suppression as the API shows it."""
+
+    id = serializers.CharField(source="public_id", read_only=True)
+
+    class Meta:
+        model = Suppression
+        fields = ("id", "type", "src", "host", "reason", "expires_at", "created_by", "created_at")
+        read_only_fields = fields
+
+
+class SuppressionCreateSerializer(serializers.Serializer[Any]):
+    """A new suppression: the finding type, optionally a source and a host, why, how long."""
+
+    type = serializers.CharField(max_length=200)
+    src = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    host = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=500)
+    days = serializers.IntegerField(min_value=1, max_value=actions.MAX_SUPPRESSION_DAYS)
+
+
+class SuppressionListView(APIView):
+    """Suppressions: new findings they cover are stored `suppressed` and not announced."""
+
+    read_roles = READ_ALL
+    write_roles = OPERATE
+    pagination_class = Pagination
+
+    @extend_schema(operation_id="suppressions_list", responses=SuppressionSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """List suppressions (expired ones included, newest first)."""
+        queries.findings_visible_to(api_user(request))  # the same readers as findings
+        pager = Pagination()
+        page = pager.paginate_queryset(Suppression.objects.all(), request, self)
+        return pager.get_paginated_response(SuppressionSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="suppressions_create",
+        request=SuppressionCreateSerializer,
+        responses={201: SuppressionSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        """Suppress new findings of a type (from a source, on a host) for some days."""
+        data = SuppressionCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        created = actions.do_add_suppression(
+            api_user(request),
+            finding_type=v["type"],
+            src=v["src"],
+            host=v["host"],
+            reason=v["reason"],
+            days=v["days"],
+        )
+        return Response(SuppressionSerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+class SuppressionDetailView(APIView):
+    """One suppression."""
+
+    read_roles = READ_ALL
+    write_roles = OPERATE
+
+    @extend_schema(operation_id="suppressions_delete", responses={204: None})
+    def delete(self, request: Request, suppression_id: str) -> Response:
+        """End a suppression now."""
+        actions.do_remove_suppression(api_user(request), suppression_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from django.db import models
 
-STATUSES = ("active", "archived")
+STATUSES = ("active", "archived", "suppressed")
 
 
 class Finding(models.Model):
@@ -48,3 +48,23 @@ class Finding(models.Model):
         from garrison.detect.rules import severity_label  # noqa: PLC0415  # engine-side helper
 
         return severity_label(self.severity)
+
+
+class Suppression(models.Model):
+    """New findings of a type (and, when given, a source or host) are stored suppressed until
+    the rule expires: known and accepted activity, with the reason on record."""
+
+    public_id = models.CharField(max_length=40, unique=True)
+    type = models.CharField(max_length=200)
+    src = models.CharField(max_length=255, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    reason = models.CharField(max_length=500)
+    expires_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.src or '*'} {self.host or '*'}"

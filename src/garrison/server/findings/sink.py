@@ -6,8 +6,20 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from garrison.server.findings.models import Finding
+from garrison.server.findings.models import Finding, Suppression
+
+
+def suppressed(finding_type: str, src: str, host: str) -> bool:
+    """Whether an unexpired suppression covers a new finding of this type, source and host."""
+    return (
+        Suppression.objects.filter(type=finding_type, expires_at__gt=timezone.now())
+        .filter(Q(src="") | Q(src=src))
+        .filter(Q(host="") | Q(host=host))
+        .exists()
+    )
 
 
 def _time(text: str) -> dt.datetime:
@@ -29,11 +41,12 @@ class DatabaseSink:
     """Upserts findings by id in one transaction; the row's status is the people's to change."""
 
     def upsert(self, findings: list[dict[str, Any]]) -> list[str]:
-        """Create or update each finding (what the engine says it is now); the new ids."""
+        """Create or update each finding (what the engine says it is now); the ids of the new
+        findings that are not suppressed (what is announced)."""
         created_ids = []
         with transaction.atomic():
             for f in map(_clean, findings):
-                _, created = Finding.objects.update_or_create(
+                row, created = Finding.objects.update_or_create(
                     finding_id=f["id"],
                     defaults={
                         "type": f["type"][:200],
@@ -56,6 +69,9 @@ class DatabaseSink:
                         "evidence": f["evidence"],
                     },
                 )
-                if created:
+                if created and suppressed(row.type, row.src, row.host):
+                    row.status = "suppressed"
+                    row.save(update_fields=["status", "updated_at"])
+                elif created:
                     created_ids.append(f["id"])
         return created_ids
