@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from garrison.cli.common import (
@@ -20,6 +22,8 @@ from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
 from garrison.detect.notify import Notifier, Route
+from garrison.detect.respond import Response, ScriptResponder
+from garrison.logstore.store import Store
 
 log = logging.getLogger("garrison.detect")
 
@@ -43,6 +47,49 @@ def notifier_for(settings: Settings) -> Notifier | None:
         data.notify_spool,
         max_per_minute=settings.notify_max_per_minute,
     )
+
+
+def responder_for(settings: Settings) -> ScriptResponder | None:
+    """The block hook the settings name (None without `respond_command`)."""
+    if not settings.respond_command:
+        return None
+    return ScriptResponder(
+        shlex.split(settings.respond_command),
+        min_severity=settings.respond_min_severity,
+        allow=settings.detect_allowlist,
+        dry_run=settings.respond_dry_run,
+        block_seconds=settings.respond_block_seconds,
+    )
+
+
+def _auditor(store: Store) -> Callable[[Response], None]:
+    """Records each response on the audit stream."""
+    from garrison.events.audit import Actor, AuditEvent, AuditTrail, new_id, now_iso  # noqa: PLC0415
+
+    trail = AuditTrail(store)
+
+    def record(response: Response) -> None:
+        log.warning(
+            "detector: response %s for %s: %s", response.outcome, response.src_ip, response.detail
+        )
+        trail.record(
+            AuditEvent(
+                event_id=new_id(),
+                time=now_iso(),
+                actor=Actor("system", name="detector"),
+                action="detector.respond.block",
+                outcome="error" if response.outcome == "failed" else "success",
+                read_only=response.outcome in {"dry-run", "skipped"},
+                resource=response.src_ip,
+                request_parameters={
+                    "finding": response.finding_id,
+                    "outcome": response.outcome,
+                    "detail": response.detail,
+                },
+            )
+        )
+
+    return record
 
 
 def notify_key(data: DataDir) -> bytes:
@@ -72,7 +119,7 @@ def detector(data_dir: DataDirOption = None, config: ConfigOption = None) -> Non
     loaded = rules.load(folders)
     for problem in loaded.problems:
         log.error("detector: rule skipped: %s", problem)
-    store = open_store(settings, writable=False)
+    store = open_store(settings)  # writable: responses are audited into it
     data = DataDir(settings.data_path)
     lists = IPLists(settings.detect_allowlist, intel)
     running = Detector(
@@ -82,6 +129,8 @@ def detector(data_dir: DataDirOption = None, config: ConfigOption = None) -> Non
         data.detector_state,
         lists=lists,
         notifier=notifier_for(settings),
+        responder=responder_for(settings),
+        audit=_auditor(store),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -58,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     notify_slack_url: str = ""
     notify_min_severity: Annotated[float, msgspec.Meta(ge=1, le=10)] = 4.0
     notify_max_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    respond_command: str = ""
+    respond_min_severity: Annotated[float, msgspec.Meta(ge=1, le=10)] = 7.0
+    respond_dry_run: bool = True
+    respond_block_seconds: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 3600
 
     @property
     def collector_listen_port(self) -> int:
@@ -109,6 +113,10 @@ ALLOWED: dict[str, str] = {
     "notify_slack_url": "empty, or a Slack-compatible incoming-webhook https:// URL",
     "notify_min_severity": "the lowest severity announced, 1 to 10 (4: medium and above)",
     "notify_max_per_minute": "messages per route and minute before a digest, 1 to 1000",
+    "respond_command": "empty, or the command (and arguments) that blocks a finding's source",
+    "respond_min_severity": "the lowest severity responded to, 1 to 10 (7: high and above)",
+    "respond_dry_run": "true (say what would be done) or false (run respond_command)",
+    "respond_block_seconds": "how long a block lasts, passed to the command, 60 to 2592000",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from garrison.core.files import replace_private
 from garrison.detect.engine import Engine, Finding
 from garrison.detect.intel import IPLists
 from garrison.detect.notify import Notifier
+from garrison.detect.respond import Responder, Response
 from garrison.detect.rules import RuleSet
 from garrison.logstore.store import Store
 
@@ -64,6 +65,8 @@ class Detector:
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
         lists: IPLists | None = None,
         notifier: Notifier | None = None,
+        responder: Responder | None = None,
+        audit: Callable[[Response], None] | None = None,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -72,6 +75,8 @@ class Detector:
         self.checkpoint_seconds = checkpoint_seconds
         self.engine = Engine(rules, lists=lists, keep_closed=False)
         self.notifier = notifier
+        self.responder = responder
+        self.audit = audit
         self.offsets: dict[str, int] = {}
         self._pending: dict[int, Finding] = {}
         self._dirty = False
@@ -113,10 +118,16 @@ class Detector:
             records = [finding_record(f) for f in self._pending.values()]
             created = set(self.sink.upsert(records))
             self._pending = {}
-            if self.notifier is not None and created:
-                # After the database and before the checkpoint: a crash in between announces
-                # again at the restart (at least once; the delivery id lets receivers dedupe).
-                self.notifier.notify([r for r in records if r["id"] in created])
+            new = [r for r in records if r["id"] in created]
+            # After the database and before the checkpoint: a crash in between announces and
+            # responds again at the restart (at least once; hooks and receivers see the ids).
+            if self.notifier is not None and new:
+                self.notifier.notify(new)
+            if self.responder is not None:
+                for record in new:
+                    response = self.responder.respond(record)
+                    if response is not None and self.audit is not None:
+                        self.audit(response)
         state = {"offsets": self.offsets, "engine": msgspec.json.decode(self.engine.snapshot())}
         replace_private(self.state_path, msgspec.json.encode(state))
         self._checkpointed = time.monotonic()
