@@ -37,6 +37,16 @@ CHECKPOINT_SECONDS = 1.0
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
+class _State(msgspec.Struct):
+    """The checkpoint file: positions, and the engine's snapshot kept as its own JSON."""
+
+    offsets: dict[str, int]
+    engine: msgspec.Raw
+
+
+_decode_state = msgspec.json.Decoder(_State).decode
+
+
 class FindingSink(Protocol):
     """Where findings go: stored by id, so that the same finding twice is one finding."""
 
@@ -88,9 +98,9 @@ class Detector:
             raw = self.state_path.read_bytes()
         except FileNotFoundError:
             return
-        state = _decode(raw)
-        self.offsets = {str(k): int(v) for k, v in state["offsets"].items()}
-        self.engine.restore(msgspec.json.encode(state["engine"]))
+        state = _decode_state(raw)
+        self.offsets = {str(k): int(v) for k, v in state.offsets.items()}
+        self.engine.restore(bytes(state.engine))
         log.info("detector: resumed at %s", self.offsets)
 
     def step(self) -> int:
@@ -128,7 +138,7 @@ class Detector:
                     response = self.responder.respond(record)
                     if response is not None and self.audit is not None:
                         self.audit(response)
-        state = {"offsets": self.offsets, "engine": msgspec.json.decode(self.engine.snapshot())}
+        state = {"offsets": self.offsets, "engine": msgspec.Raw(self.engine.snapshot())}
         replace_private(self.state_path, msgspec.json.encode(state))
         self._checkpointed = time.monotonic()
         self._dirty = False

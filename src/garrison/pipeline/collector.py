@@ -57,6 +57,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from garrison.core.errors import (
     GarrisonError,
+    NotFoundError,
     PermissionDeniedError,
     StoreError,
     UsageError,
@@ -363,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {"error": {"code": "method_not_allowed", "message": f"{method} not allowed"}},
                 )
             else:
-                raise _NotFoundError(f"no such endpoint: {path}")
+                raise NotFoundError(f"no such endpoint: {path}")
         except GarrisonError as exc:
             if exc.http_status in {401, 403}:
                 collector.audit(peer, self._request_facts(method, path), exc.http_status, exc)
@@ -425,11 +426,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # stdlib naming
         """Not allowed."""
         self._dispatch("DELETE")
-
-
-class _NotFoundError(GarrisonError):
-    http_status = 404
-    code = "not_found"
 
 
 class _LengthRequiredError(UsageError):
@@ -545,7 +541,7 @@ class Collector:
     def renew_for(self, peer: Peer, body: bytes) -> dict[str, Any]:
         """A fresh client certificate for an authenticated, unrevoked host (its CSR in `body`)."""
         if self.renew is None:
-            raise _NotFoundError("certificate renewal is not served here")
+            raise NotFoundError("certificate renewal is not served here")
         try:
             csr = msgspec.json.decode(body, type=dict[str, str])["csr"]
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
