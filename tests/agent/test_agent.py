@@ -17,14 +17,11 @@ from garrison.agent import daemon
 from garrison.agent.daemon import Agent, Source
 from garrison.agent.identity import Identity, new_key_and_csr
 from garrison.core.errors import UsageError
-from garrison.core.paths import DataDir
 from garrison.core.pki import CertificateAuthority
-from garrison.core.secrets import KeyRing
-from garrison.core.tls import mtls_server_context
-from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline.collector import Collector
 from tests.pipeline.journals import needs_journal_remote, sshd_entry, write_journal
+from tests.pipeline.world import loopback_collector
 
 
 @dataclass
@@ -54,22 +51,8 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     """Everything on loopback in one process."""
-    data = DataDir(tmp_path / "data").ensure()
-    keyring = KeyRing.load_or_create(data.kek)
-    ca = CertificateAuthority(data.pki, keyring)
-    ca.init()
-    ctx = mtls_server_context(
-        ca.ensure_server("collector", ["127.0.0.1"]), keyring, "collector", ca.cert_path
-    )
-    store = Store(data.logstore, signer=Signer.load_or_create(tmp_path / "k.pem", b"k"))
-    collector = Collector(
-        store,
-        host="127.0.0.1",
-        port=0,
-        ssl_context=ctx,
-        revocations_path=data.revocations,
-        renew=lambda host, csr: ca.sign_client(csr, host, 30),
-    )
+    world = loopback_collector(tmp_path, renew_minutes=30)
+    ca, store, collector = world.ca, world.store, world.collector
     thread = threading.Thread(target=collector.serve_forever, daemon=True)
     thread.start()
     state = tmp_path / "agent"

@@ -13,14 +13,11 @@ from pathlib import Path
 import pytest
 
 from garrison.agent.identity import new_key_and_csr
-from garrison.core.paths import DataDir
 from garrison.core.pki import CertificateAuthority
-from garrison.core.secrets import KeyRing
-from garrison.core.tls import client_context, mtls_server_context
-from garrison.logstore.digests import Signer
+from garrison.core.tls import client_context
 from garrison.logstore.store import Store
-from garrison.pipeline.collector import Collector
 from garrison.pipeline.syslog_tls import FramingError, SyslogTLSServer, read_frame
+from tests.pipeline.world import loopback_collector
 
 SSHD = "<38>Dec  1 10:00:00 fw-1 sshd[42]: Failed password for root from 203.0.113.5 port 4711 ssh2"
 
@@ -28,17 +25,8 @@ SSHD = "<38>Dec  1 10:00:00 fw-1 sshd[42]: Failed password for root from 203.0.1
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[CertificateAuthority, Store, SyslogTLSServer, Path]]:
     """A collector's syslog listener on loopback."""
-    data = DataDir(tmp_path / "data").ensure()
-    keyring = KeyRing.load_or_create(data.kek)
-    ca = CertificateAuthority(data.pki, keyring)
-    ca.init()
-    ctx = mtls_server_context(
-        ca.ensure_server("collector", ["127.0.0.1"]), keyring, "collector", ca.cert_path
-    )
-    store = Store(data.logstore, signer=Signer.load_or_create(tmp_path / "k.pem", b"k"))
-    collector = Collector(
-        store, host="127.0.0.1", port=0, ssl_context=ctx, revocations_path=data.revocations
-    )
+    world = loopback_collector(tmp_path)
+    ca, store, collector = world.ca, world.store, world.collector
     server = SyslogTLSServer(collector, "127.0.0.1", 0)
     thread = server.start()
     yield ca, store, server, tmp_path
