@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
-from garrison.detect.notify import Notifier, Route
+from garrison.detect.notify import Mailer, Notifier, Route
 from garrison.detect.respond import Response, ScriptResponder
 from garrison.logstore.store import Store
 
@@ -30,21 +31,20 @@ log = logging.getLogger("garrison.detect")
 
 def notifier_for(settings: Settings) -> Notifier | None:
     """The notification routes the settings name (None when there are none)."""
-    routes = [
-        Route(kind, url, settings.notify_min_severity)
-        for kind, url in (
-            ("webhook", settings.notify_webhook_url),
-            ("slack", settings.notify_slack_url),
-        )
-        if url
-    ]
+    routes = [Route.parse(spec) for spec in settings.notify_routes]
     if not routes:
         return None
+    mailer = None
+    if settings.notify_smtp_url:
+        sender = settings.notify_email_from or f"garrison@{socket.getfqdn()}"
+        mailer = Mailer(settings.notify_smtp_url, sender)
     data = DataDir(settings.data_path)
     return Notifier(
         routes,
         notify_key(data),
         data.notify_spool,
+        mailer=mailer,
+        console_url=settings.console_url,
         max_per_minute=settings.notify_max_per_minute,
     )
 

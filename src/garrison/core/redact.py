@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit
 
 _PATTERNS = [
     (re.compile(r"grs_[A-Za-z0-9]+_[A-Za-z0-9_-]+"), "grs_***"),
@@ -14,7 +15,7 @@ _PATTERNS = [
         ),
         r"\1***",
     ),
-    (re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),
+    (re.compile(r"(?i)((?:postgres(?:ql)?|smtps?)://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),
     (
         re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
         "[private key redacted]",
@@ -28,6 +29,12 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (if any) replaced by ``***``."""
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 class RedactFilter(logging.Filter):

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from garrison.core.errors import ConfigError
+from garrison.core.redact import redact_url
 
 ENV_PREFIX = "GARRISON_"
 #: Environment variables with the prefix that are not settings keys.
@@ -54,9 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     detect_rules: list[str] = msgspec.field(default_factory=list)
     detect_allowlist: list[str] = msgspec.field(default_factory=list)
     detect_ip_lists: str = ""
-    notify_webhook_url: str = ""
-    notify_slack_url: str = ""
-    notify_min_severity: Annotated[float, msgspec.Meta(ge=1, le=10)] = 4.0
+    notify_routes: list[str] = msgspec.field(default_factory=list)
+    notify_smtp_url: str = ""
+    notify_email_from: str = ""
     notify_max_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     respond_command: str = ""
     respond_min_severity: Annotated[float, msgspec.Meta(ge=1, le=10)] = 7.0
@@ -109,9 +110,12 @@ ALLOWED: dict[str, str] = {
     "(your offices, monitoring; in the environment: comma-separated)",
     "detect_ip_lists": "empty, or a folder of IP lists (NAME.txt or NAME.csv, one address or "
     "CIDR per line) that tag events with threat_lists",
-    "notify_webhook_url": "empty, or an https:// URL that receives new findings as signed JSON",
-    "notify_slack_url": "empty, or a Slack-compatible incoming-webhook https:// URL",
-    "notify_min_severity": "the lowest severity announced, 1 to 10 (4: medium and above)",
+    "notify_routes": "a list of KIND:MIN_SEVERITY:TARGET where new findings go: "
+    "webhook:4:https://..., slack:7:https://..., email:4:ops@example.com "
+    "(in the environment: comma-separated)",
+    "notify_smtp_url": "empty, or smtps://user:password@host:465 or smtp://...:587 (STARTTLS) "
+    "for e-mail routes",
+    "notify_email_from": "the From address of notification mails (empty: garrison@ this host)",
     "notify_max_per_minute": "messages per route and minute before a digest, 1 to 1000",
     "respond_command": "empty, or the command (and arguments) that blocks a finding's source",
     "respond_min_severity": "the lowest severity responded to, 1 to 10 (7: high and above)",
@@ -135,7 +139,7 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
     url = str(values.get("database_url", ""))
     if url and urlsplit(url).scheme not in {"postgres", "postgresql"}:
         raise ConfigError(
-            f"invalid setting database_url={_redact_url(url)!r} (from {sources['database_url']}): "
+            f"invalid setting database_url={redact_url(url)!r} (from {sources['database_url']}): "
             f"expected {ALLOWED['database_url']}"
         )
     hook = str(values.get("digest_webhook_url", ""))
@@ -144,6 +148,18 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
             f"invalid setting digest_webhook_url={hook!r} "
             f"(from {sources['digest_webhook_url']}): expected {ALLOWED['digest_webhook_url']}"
         )
+    from garrison.detect.notify import Route, smtp_parts  # noqa: PLC0415  # their own checks
+
+    for key, check in (("notify_routes", Route.parse), ("notify_smtp_url", smtp_parts)):
+        specs = values.get(key) or []
+        for spec in specs if isinstance(specs, list) else [specs]:
+            try:
+                check(str(spec))
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"invalid setting {key} (from {sources[key]}): {exc.message}",
+                    hint=exc.hint or f"expected {ALLOWED[key]}",
+                ) from None
     public = str(values.get("public_url", ""))
     if public and urlsplit(public).scheme != "https":
         raise ConfigError(
@@ -153,13 +169,6 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
 
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
 
 
 def load(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -213,6 +222,7 @@ def _read_toml(path: Path) -> dict[str, object]:
 def as_dict(settings: Settings) -> dict[str, object]:
     """Settings as plain values with secrets redacted, for display."""
     out = msgspec.to_builtins(settings)
-    if out.get("database_url"):
-        out["database_url"] = _redact_url(str(out["database_url"]))
+    for key in ("database_url", "notify_smtp_url"):
+        if out.get(key):
+            out[key] = redact_url(str(out[key]))
     return dict(out)

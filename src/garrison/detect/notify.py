@@ -1,15 +1,18 @@
-"""Telling people about new findings: signed webhooks and Slack-compatible webhooks.
+"""Telling people about new findings: signed webhooks, Slack-compatible webhooks and e-mail.
 
-Each route has a URL, a kind and a minimum severity. A new finding at or above it becomes one
-message; past `max_per_minute` messages a minute on a route, further findings are held and go
-out as one digest when the minute is over, so a storm cannot flood anyone.
+Each route has a kind, a target (URL or address) and a minimum severity, so critical findings
+can page one channel while medium ones go to a mailbox. A new finding at or above a route's
+severity becomes one message; past `max_per_minute` messages a minute on a route, further
+findings are held and go out as one digest when the minute is over, so a storm cannot flood
+anyone.
 
 Messages are spooled on disk before delivery (one file each, written atomically) and removed
-only once the receiver answered 2xx; a failed delivery stays spooled, is logged, and is tried
-again on the next flush. Webhook bodies are signed: ``X-Garrison-Signature: sha256=HEX`` is
-the HMAC-SHA256 of the body under the data directory's notification key (`garrison detect
-notify-key` prints it: the key is that text), and ``X-Garrison-Delivery`` names the message, so
-a receiver can check the sender and drop a repeat.
+only once the receiver accepted them (HTTP 2xx, or the SMTP server took the mail); a failed
+delivery stays spooled, is logged, and is tried again on the next flush. Webhook bodies are
+signed: ``X-Garrison-Signature: sha256=HEX`` is the HMAC-SHA256 of the body under the data
+directory's notification key (`garrison detect notify-key` prints it: the key is that text),
+and ``X-Garrison-Delivery`` names the message, so a receiver can check the sender and drop a
+repeat (mails carry the same name in their ``Message-ID``).
 """
 
 from __future__ import annotations
@@ -18,44 +21,144 @@ import hashlib
 import hmac
 import logging
 import os
+import smtplib
+import ssl
 import time
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from garrison.core.errors import ConfigError
+from garrison.core.redact import redact_url
 
 log = logging.getLogger("garrison.detect")
 
-KINDS = ("webhook", "slack")
+KINDS = ("webhook", "slack", "email")
 WINDOW_SECONDS = 60.0
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _check_url(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
+        raise ConfigError(f"notification URL {url!r} must be https:// (http:// only on loopback)")
+
+
+def smtp_parts(url: str) -> urllib.parse.SplitResult:
+    """The parts of an SMTP server URL, refused unless ``smtps://``, or ``smtp://`` (with
+    STARTTLS) and a host name."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in {"smtps", "smtp"} or not parts.hostname:
+        raise ConfigError(
+            f"SMTP server {redact_url(url)!r} is not smtps://HOST[:PORT] or smtp://HOST[:PORT]"
+        )
+    return parts
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where findings of at least `min_severity` go, and in which shape."""
+    """Where findings of at least `min_severity` go: a webhook or Slack URL, or an address."""
 
     kind: str
-    url: str
+    target: str
     min_severity: float = 4.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"unknown notification kind {self.kind!r}; use one of {KINDS}")
-        parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme != "https" and parts.hostname not in {"127.0.0.1", "::1", "localhost"}:
-            raise ConfigError(f"notification URL {self.url!r} must be https:// (or loopback)")
+        if not 1 <= self.min_severity <= 10:
+            raise ConfigError(f"notification severity {self.min_severity:g} is outside 1-10")
+        if self.kind == "email":
+            if "@" not in self.target or any(c in self.target for c in " ,;<>\r\n"):
+                raise ConfigError(f"{self.target!r} is not one e-mail address")
+        else:
+            _check_url(self.target)
+
+    @classmethod
+    def parse(cls, spec: str) -> Route:
+        """A route from ``KIND:MIN_SEVERITY:TARGET`` (``slack:7:https://hooks...``)."""
+        kind, _, rest = spec.partition(":")
+        severity, _, target = rest.partition(":")
+        try:
+            minimum = float(severity)
+        except ValueError:
+            raise ConfigError(
+                f"notification route {redact_url(spec)!r} is not KIND:MIN_SEVERITY:TARGET",
+                hint="for example email:4:ops@example.com or slack:7:https://hooks.slack.com/...",
+            ) from None
+        return cls(kind, target, minimum)
 
     @property
     def name(self) -> str:
         """A short stable name for the route's spool."""
-        return hashlib.sha256(f"{self.kind} {self.url}".encode()).hexdigest()[:12]
+        return hashlib.sha256(f"{self.kind} {self.target}".encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        """How logs name the route (a URL's path can be its secret: only its host is shown)."""
+        if self.kind == "email":
+            return f"email to {self.target}"
+        return f"{self.kind} at {urllib.parse.urlsplit(self.target).hostname}"
+
+
+class Mailer:
+    """Sends mail through one SMTP server: ``smtps://`` (TLS from the start) or ``smtp://``
+    (STARTTLS, refused when the server does not offer it, except on loopback), with the URL's
+    user and password when it has them."""
+
+    def __init__(
+        self,
+        url: str,
+        sender: str,
+        *,
+        context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.parts = smtp_parts(url)
+        self.url = redact_url(url)
+        self.sender = sender
+        self.context = context or ssl.create_default_context()
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.timeout = timeout
+
+    def send(self, to: str, subject: str, text: str, delivery: str) -> None:
+        """Deliver one message; raises `OSError` (or `smtplib.SMTPException`) when not taken."""
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.sender, to, subject
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = f"<{delivery}@garrison>"
+        message.set_content(text)
+        host, parts = self.parts.hostname or "", self.parts
+        if parts.scheme == "smtps":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, parts.port or 465, timeout=self.timeout, context=self.context
+            )
+        else:
+            client = smtplib.SMTP(host, parts.port or 587, timeout=self.timeout)
+        with client:
+            if parts.scheme == "smtp":
+                client.ehlo()
+                if client.has_extn("starttls"):
+                    client.starttls(context=self.context)
+                    client.ehlo()
+                elif host not in LOOPBACK:
+                    raise smtplib.SMTPNotSupportedError(
+                        f"{host} does not offer STARTTLS; refusing to send in the clear"
+                    )
+            if parts.username:
+                client.login(
+                    urllib.parse.unquote(parts.username),
+                    urllib.parse.unquote(parts.password or ""),
+                )
+            client.send_message(message)
 
 
 def _line(finding: dict[str, Any]) -> str:
@@ -67,6 +170,17 @@ def _line(finding: dict[str, Any]) -> str:
     )
 
 
+def _mail_text(text: str, findings: list[dict[str, Any]], console: str) -> str:
+    parts = [text, ""]
+    for finding in findings[:20]:
+        parts += [_line(finding), finding.get("description", ""), ""]
+        if finding.get("remediation"):
+            parts += [f"What to do: {finding['remediation']}", ""]
+        if console and finding.get("id"):
+            parts += [f"{console}/findings/{finding['id']}/", ""]
+    return "\n".join(parts).strip() + "\n"
+
+
 class Notifier:
     """Routes new findings to their receivers, rate-limited, spooled, signed."""
 
@@ -76,13 +190,21 @@ class Notifier:
         key: bytes,
         spool: Path,
         *,
+        mailer: Mailer | None = None,
+        console_url: str = "",
         max_per_minute: int = 10,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if mailer is None and any(r.kind == "email" for r in routes):
+            raise ConfigError(
+                "e-mail notification routes need an SMTP server", hint="set notify_smtp_url"
+            )
         self.routes = routes
         self.key = key
         self.spool = spool
+        self.mailer = mailer
+        self.console_url = console_url.rstrip("/")
         self.max_per_minute = max_per_minute
         self.timeout = timeout
         self.clock = clock
@@ -126,6 +248,10 @@ class Notifier:
         delivery = f"ntf_{uuid.uuid4().hex}"
         if route.kind == "slack":
             body: dict[str, Any] = {"text": text}
+        elif route.kind == "email":
+            subject = text.splitlines()[0]
+            mail = _mail_text(text, findings, self.console_url)
+            body = {"subject": f"Garrison: {subject}"[:200], "text": mail}
         else:
             body = {"delivery": delivery, "text": text, "findings": findings}
         folder = self.spool / route.name
@@ -140,27 +266,27 @@ class Notifier:
         if not folder.is_dir():
             return
         for path in sorted(folder.glob("*.json")):
-            body = path.read_bytes()
             delivery = path.stem.split("-", 1)[1]
-            headers = {"Content-Type": "application/json", "User-Agent": "garrison-notify"}
-            if route.kind == "webhook":
-                digest = hmac.new(self.key, body, hashlib.sha256).hexdigest()
-                headers |= {
-                    "X-Garrison-Signature": f"sha256={digest}",
-                    "X-Garrison-Delivery": delivery,
-                }
-            request = urllib.request.Request(route.url, data=body, headers=headers, method="POST")  # noqa: S310  # scheme checked
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310  # nosec B310
-                    ok = 200 <= response.status < 300
-            except OSError as exc:
-                log.error(
-                    "notify: %s %s failed: %s; kept for the next try", route.kind, route.url, exc
-                )
-                return
-            if not ok:
-                log.error(
-                    "notify: %s answered %s; kept for the next try", route.url, response.status
-                )
+                if route.kind == "email" and self.mailer is not None:  # None: refused above
+                    message = msgspec.json.decode(path.read_bytes())
+                    self.mailer.send(route.target, message["subject"], message["text"], delivery)
+                else:
+                    self._post(route, path.read_bytes(), delivery)
+            except (OSError, smtplib.SMTPException) as exc:
+                log.error("notify: %s failed: %s; kept for the next try", route.label, exc)
                 return
             path.unlink()
+
+    def _post(self, route: Route, body: bytes, delivery: str) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": "garrison-notify"}
+        if route.kind == "webhook":
+            digest = hmac.new(self.key, body, hashlib.sha256).hexdigest()
+            headers |= {
+                "X-Garrison-Signature": f"sha256={digest}",
+                "X-Garrison-Delivery": delivery,
+            }
+        request = urllib.request.Request(route.target, data=body, headers=headers, method="POST")  # noqa: S310  # scheme checked
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310  # nosec B310
+            if not 200 <= response.status < 300:
+                raise OSError(f"answered HTTP {response.status}")
