@@ -35,6 +35,7 @@ from garrison.detect import geo
 from garrison.detect.fields import SRC, FieldResolver, is_plain, source_of, src
 from garrison.detect.intel import IPLists
 from garrison.detect.rules import Correlation, Detection, Rule, RuleSet, severity_label
+from garrison.detect.travel import TravelState
 from garrison.events.schema import Event
 
 SNAPSHOT_VERSION = 2
@@ -329,6 +330,8 @@ class Engine:
         self.states = {
             id(c): _CorrelationState(c, self.resolve, max_groups) for c in rules.correlations
         }
+        self.travel = TravelState(max_groups)
+        self._horizons = {r.id: r.travel.horizon for r in rules.rules if r.travel is not None}
         self.findings: dict[tuple[str, tuple[Any, ...]], Finding] = {}
         self._dispatch: dict[tuple[str, Any], list[Detection]] = {}
         self.closed: list[Finding] = []
@@ -364,6 +367,7 @@ class Engine:
         if self.events % _SWEEP_EVERY == 0:
             for state in self.states.values():
                 state.sweep(self.watermark)
+            self.travel.sweep(self.watermark, self._horizons)
             self._expire_findings()
             if self.lists is not None:
                 self.lists.reload_if_changed()
@@ -415,7 +419,9 @@ class Engine:
 
     def _matched(self, hit: _Hit) -> None:
         rule = hit.rule
-        if rule.generate:
+        if rule.travel is not None:
+            self._travelled(hit)
+        elif rule.generate:
             self._finding(hit)
         for parent in rule.parents:
             state = self.states[id(parent)]
@@ -432,16 +438,34 @@ class Engine:
             if fired is not None:
                 self._matched(fired)
 
-    def _finding(self, hit: _Hit) -> None:
+    def _travelled(self, hit: _Hit) -> None:
+        """A login: a finding when the account was elsewhere too recently to have got here."""
+        check, event = hit.rule.travel, hit.event
+        ip = src(event)
+        found = self.resolve(event, check.by) if check is not None else []
+        account = found[0] if found else None
+        if check is None or not isinstance(ip, str) or account is None:
+            return
+        jump = self.travel.observe(hit.rule.id, check, str(account), ip, hit.when)
+        if jump is not None:
+            hit.group = (account,)
+            self._finding(hit, {check.by: account, **jump})
+
+    def _finding(self, hit: _Hit, details: dict[str, Any] | None = None) -> None:
+        """Open or update the finding of `hit`: a correlation's group, a travel check's
+        account (with `details` of the journey), or else the event's actor."""
         rule, event = hit.rule, hit.event
-        group_by = rule.group_by if isinstance(rule, Correlation) else None
-        key = hit.group if group_by is not None else tuple(event.get(n) for n in ACTOR_FIELDS)
+        grouped = isinstance(rule, Correlation) or details is not None
+        key = hit.group if grouped else tuple(event.get(n) for n in ACTOR_FIELDS)
         index = (rule.id, key)
         finding = self.findings.get(index)
         if finding is None or hit.when - finding.last_seen > REOPEN_AFTER:
             if finding is not None and self.keep_closed:
                 self.closed.append(finding)
-            group = dict(zip(group_by, key, strict=True)) if group_by is not None else {}
+            if isinstance(rule, Correlation):
+                group = dict(zip(rule.group_by, key, strict=True))
+            else:
+                group = details or {}
             first = next(iter(hit.window), (hit.when, None, None))[0]  # the window that fired
             finding = Finding(rule, group, first, hit.when, key=key, opened=hit.when)
             finding.evidence = [ref for _, _, ref in itertools.islice(hit.window, EVIDENCE_MAX - 1)]
@@ -511,6 +535,7 @@ class Engine:
                 "events": self.events,
                 "correlations": correlations,
                 "findings": findings,
+                "travel": self.travel.snapshot(),
             }
         )
 
@@ -536,6 +561,7 @@ class Engine:
                 window.chain = {int(i): float(t) for i, t in chain}
                 target.groups[_key(key)] = window
         rules = {r.id: r for r in self.rules.rules}
+        self.travel.restore(state.get("travel", []), set(self._horizons))
         for saved_finding in state["findings"]:
             rule = rules.get(saved_finding["rule"])
             if rule is None:
@@ -556,10 +582,13 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: events seen, left out by the allowlist, groups tracked and evicted."""
+        """Counters: events seen, left out by the allowlist, groups tracked and evicted,
+        accounts whose last login place is remembered and forgotten at the cap."""
         return {
             "events": self.events,
             "allowlisted": self.allowlisted,
             "groups": sum(len(s.groups) for s in self.states.values()),
             "groups_evicted": sum(s.evicted for s in self.states.values()),
+            "travel_accounts": len(self.travel.places),
+            "travel_evicted": self.travel.evicted,
         }

@@ -12,6 +12,7 @@ garrison:
   type: UnauthorizedAccess:EC2/SSHBruteForce   # GuardDuty's ThreatPurpose:ResourceType/Family
   severity: 5.0                                  # GuardDuty scale 1-10; default from `level`
   remediation: Block the source ...
+  travel: {by: user}                             # see garrison.detect.travel
   tests: [...]                                   # see garrison.detect.ruletest
 ```
 """
@@ -39,6 +40,7 @@ from sigma.types import SigmaString
 
 from garrison.detect.compile import Predicate, RuleCompileError, compile_condition
 from garrison.detect.fields import getters, sources_for
+from garrison.detect.travel import Travel
 
 CATALOG = "catalog"
 #: GuardDuty's scale: low 1-3.9, medium 4-6.9, high 7-8.9, critical 9-10.
@@ -97,6 +99,7 @@ class Rule:
     generate: bool
     tests: list[dict[str, Any]]
     parents: list[Correlation] = field(default_factory=list)
+    travel: Travel | None = None  # matches are logins judged for impossible travel
 
     @property
     def key(self) -> str:
@@ -165,6 +168,7 @@ def _meta(rule: SigmaRule | SigmaCorrelationRule, path: str) -> dict[str, Any]:
         "remediation": str(custom.get("remediation") or "").strip(),
         "path": path,
         "tests": tests,
+        "travel": Travel.from_block(custom["travel"]) if "travel" in custom else None,
     }
 
 
@@ -220,11 +224,14 @@ def _correlation(rule: SigmaCorrelationRule, path: str) -> Correlation:
     if condition is not None and not isinstance(condition, SigmaCorrelationCondition):
         raise RuleCompileError("combined correlation conditions are not supported")
     value_field = condition.fieldref if condition is not None else None
+    meta = _meta(rule, path)
+    if meta["travel"] is not None:
+        raise RuleCompileError("garrison.travel is for single-event rules (the logins)")
     needs_field = rule.type in {SigmaCorrelationType.VALUE_COUNT, SigmaCorrelationType.VALUE_SUM}
     if needs_field and not value_field:
         raise RuleCompileError(f"a {rule.type.name.lower()} condition needs a field")
     return Correlation(
-        **_meta(rule, path),
+        **meta,
         generate=True,
         kind=rule.type,
         group_by=list(rule.group_by or []),
