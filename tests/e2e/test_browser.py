@@ -409,6 +409,8 @@ def test_console_pages_have_no_serious_accessibility_violations(
             ("tokens", "/tokens/"),
             ("audit", "/audit/"),
             ("logs", "/logs/"),
+            ("findings", "/findings/"),
+            ("suppressions", "/findings/suppressions/"),
             ("users", "/users/"),  # last: the invitation below is made on this page
         ]:
             page.goto(path)

@@ -11,7 +11,7 @@ from garrison.detect import rules
 from garrison.detect.live import Detector
 from garrison.events.parsers import line_parser
 from garrison.logstore.store import Store
-from garrison.server.findings.models import Finding
+from garrison.server.findings.models import Finding, Suppression
 from garrison.server.findings.sink import DatabaseSink
 from tests.conftest import api_client, signed_in_client
 from tests.factories import Person, make_person, seed_finding
@@ -182,3 +182,45 @@ def test_suppressed_findings_are_stored_but_not_announced(admin: Person) -> None
     assert sink.upsert([third]) == [third["id"]]
     actions = [h["event"]["action"] for h in client.get("/api/v1/audit/events").json()["results"]]
     assert {"api.suppressions.post", "api.suppression.delete"} <= set(actions)
+
+
+def test_console_suppressions_page_adds_lists_and_ends(admin: Person) -> None:
+    """From a finding's page to a prefilled form; added, listed, ended; each step audited;
+    auditors read the page but may not change it."""
+    DatabaseSink().upsert([seed_finding()])
+    client = signed_in_client(admin)
+    detail = client.get(f"/findings/{seed_finding()['id']}/").content.decode()
+    assert "/findings/suppressions/?type=UnauthorizedAccess%3AEC2/SSHBruteForce" in detail
+    form = client.get(
+        "/findings/suppressions/", {"type": "UnauthorizedAccess:EC2/SSHBruteForce"}
+    ).content.decode()
+    assert 'value="UnauthorizedAccess:EC2/SSHBruteForce"' in form
+    wrong = client.post(
+        "/findings/suppressions/",
+        {"type": "X", "reason": "r", "days": 400},
+    )
+    assert wrong.status_code == 400
+    assert "less than or equal to 365" in wrong.content.decode()
+    made = client.post(
+        "/findings/suppressions/",
+        {"type": "UnauthorizedAccess:EC2/SSHBruteForce", "reason": "pentest <b>42</b>", "days": 3},
+        follow=True,
+    )
+    page = made.content.decode()
+    assert "suppressed until" in page
+    assert "pentest &lt;b&gt;42&lt;/b&gt;" in page
+    public_id = Suppression.objects.get().public_id
+    auditor = signed_in_client(make_person("auditor"))
+    assert auditor.get("/findings/suppressions/").status_code == 200
+    assert "End now" not in auditor.get("/findings/suppressions/").content.decode()
+    assert auditor.post("/findings/suppressions/", {"type": "X"}).status_code == 403
+    assert auditor.post(f"/findings/suppressions/{public_id}/delete/").status_code == 403
+    ended = client.post(f"/findings/suppressions/{public_id}/delete/", follow=True)
+    assert "The suppression has ended." in ended.content.decode()
+    assert "(ended)" in ended.content.decode()  # kept on record, no longer in force
+    assert Suppression.objects.get().expires_at <= timezone.now()
+    actions = [
+        h["event"]["action"]
+        for h in api_client(admin).get("/api/v1/audit/events").json()["results"]
+    ]
+    assert {"findings.suppressions.post", "findings.suppression_remove.post"} <= set(actions)

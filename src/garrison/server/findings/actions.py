@@ -55,8 +55,13 @@ def do_add_suppression(
 
 
 def do_remove_suppression(actor: User, public_id: str) -> None:
-    """End a suppression now (findings it covered keep their status)."""
+    """End a suppression now (findings it covered keep their status). It stays listed, ended,
+    so that what was suppressed when, by whom and why remains on record."""
     _require_operator(actor)
-    deleted, _ = Suppression.objects.filter(public_id=public_id.replace("\x00", "")).delete()
-    if not deleted:
+    found = Suppression.objects.filter(public_id=public_id.replace("\x00", "")).first()
+    if found is None:
         raise NotFoundError(f"no suppression {public_id!r}")
+    now = timezone.now()
+    if found.expires_at > now:
+        found.expires_at = now
+        found.save(update_fields=["expires_at"])

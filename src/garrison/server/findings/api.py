@@ -142,9 +142,9 @@ class SuppressionListView(APIView):
     @extend_schema(operation_id="suppressions_list", responses=SuppressionSerializer(many=True))
     def get(self, request: Request) -> Response:
         """List suppressions (expired ones included, newest first)."""
-        queries.findings_visible_to(api_user(request))  # the same readers as findings
         pager = Pagination()
-        page = pager.paginate_queryset(Suppression.objects.all(), request, self)
+        found = queries.suppressions_visible_to(api_user(request))
+        page = pager.paginate_queryset(found, request, self)
         return pager.get_paginated_response(SuppressionSerializer(page, many=True).data)
 
     @extend_schema(

@@ -12,7 +12,7 @@ from django.utils import timezone
 from garrison.core.errors import NotFoundError, PermissionDeniedError, UsageError
 from garrison.server.accounts.models import User
 from garrison.server.accounts.roles import READ_ALL
-from garrison.server.findings.models import STATUSES, Finding
+from garrison.server.findings.models import STATUSES, Finding, Suppression
 
 LABELS = ("low", "medium", "high", "critical")
 _FLOORS = {"low": 0.0, "medium": 4.0, "high": 7.0, "critical": 9.0}
@@ -24,6 +24,12 @@ def findings_visible_to(actor: User) -> QuerySet[Finding]:
     if actor.role not in READ_ALL:
         raise PermissionDeniedError("your role may not read findings")
     return Finding.objects.all()
+
+
+def suppressions_visible_to(actor: User) -> QuerySet[Suppression]:
+    """Every suppression, newest first, for those who read findings."""
+    findings_visible_to(actor)
+    return Suppression.objects.order_by("-created_at")
 
 
 def filtered(

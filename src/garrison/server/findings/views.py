@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from garrison.core.errors import GarrisonError
 from garrison.server.accounts.roles import OPERATE, READ_ALL
@@ -124,3 +126,73 @@ def detail(request: HttpRequest, finding_id: str) -> HttpResponse:
         "can_operate": console_user(request).role in OPERATE,
     }
     return render(request, "findings/detail.html", context)
+
+
+class SuppressionForm(forms.Form):
+    """Suppress new findings of a type, optionally only from one source or on one host."""
+
+    type = forms.CharField(
+        max_length=200, help_text="The finding type, e.g. UnauthorizedAccess:EC2/SSHBruteForce"
+    )
+    src = forms.CharField(
+        max_length=255, required=False, label="Source", help_text="Empty for every source"
+    )
+    host = forms.CharField(max_length=255, required=False, help_text="Empty for every host")
+    reason = forms.CharField(max_length=500, help_text="Why, e.g. our pentest, ticket 42")
+    days = forms.IntegerField(
+        min_value=1, max_value=actions.MAX_SUPPRESSION_DAYS, initial=7, help_text="Then it ends"
+    )
+
+
+@role_required(READ_ALL)
+@require_http_methods(["GET", "POST"])
+def suppressions(request: HttpRequest) -> HttpResponse:
+    """Suppressions (live and expired); operators add one (prefilled from a finding's page)."""
+    actor = console_user(request)
+    if request.method == "POST":
+        if actor.role not in OPERATE:
+            return render(request, "console/denied.html", status=403)
+        form = SuppressionForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                made = actions.do_add_suppression(
+                    actor,
+                    finding_type=data["type"],
+                    src=data["src"],
+                    host=data["host"],
+                    reason=data["reason"],
+                    days=data["days"],
+                )
+            except GarrisonError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    f"New {made.type} findings are suppressed until {made.expires_at:%Y-%m-%d}.",
+                )
+                return redirect("findings:suppressions")
+    else:
+        prefill = {k: request.GET[k][:255] for k in ("type", "src", "host") if k in request.GET}
+        form = SuppressionForm(initial={"days": 7, **prefill})
+    context = {
+        "suppressions": queries.suppressions_visible_to(actor)[:200],
+        "now": timezone.now(),
+        "form": form,
+        "can_operate": actor.role in OPERATE,
+    }
+    status = 400 if form.errors else 200
+    return render(request, "findings/suppressions.html", context, status=status)
+
+
+@role_required(OPERATE)
+@require_POST
+def remove_suppression(request: HttpRequest, suppression_id: str) -> HttpResponse:
+    """End a suppression now."""
+    try:
+        actions.do_remove_suppression(console_user(request), suppression_id)
+    except GarrisonError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The suppression has ended.")
+    return redirect("findings:suppressions")
