@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +59,31 @@ FAILURE_RULE = """
       sel: {class: authentication, outcome: failure}
       condition: sel
 """
+
+
+class Receiver:
+    """A loopback HTTP endpoint that records what it receives (or refuses, when told)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # stdlib naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if outer.status == 200:
+                    outer.received.append((dict(self.headers), body))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]

@@ -15,6 +15,7 @@ from garrison.detect.live import Detector, finding_record
 from garrison.events.parsers import line_parser
 from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
+from tests.detect.helpers import Receiver
 
 REFERENCE = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 CATALOG = rules.load()
@@ -148,7 +149,6 @@ def test_state_survives_a_restart_inside_a_window(tmp_path: Path) -> None:
 def test_new_findings_are_announced_once(tmp_path: Path, store: Store) -> None:
     """Updates of a finding are not news: one message per finding, however often it grows."""
     from garrison.detect.notify import Notifier, Route  # noqa: PLC0415
-    from tests.detect.test_notify import Receiver  # noqa: PLC0415
 
     receiver = Receiver()
     try:

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from garrison.cli.common import DataDirOption, configure_logging, load_settings, out
+from garrison.core.settings import Settings
 
 app = typer.Typer(
     help="The host agent: join, then tail, parse and ship logs.", no_args_is_help=True
@@ -28,6 +29,11 @@ def default_watch() -> list[str]:
     if not Path("/var/log/auth.log").exists() and shutil.which("journalctl"):
         auth = "sshd:ssh:journal:ssh.service"
     return [auth, "nginx:web:/var/log/nginx/access.log", "nginx:web:/var/log/nginx/error.log"]
+
+
+def local_collector(settings: Settings) -> str:
+    """The collector of this machine's `garrison up`, on loopback."""
+    return f"https://127.0.0.1:{settings.collector_listen_port}"
 
 
 @app.command("join")
@@ -69,7 +75,7 @@ def run_cmd(
 
     settings = load_settings(data_dir)
     configure_logging(settings)
-    url = collector or f"https://127.0.0.1:{settings.collector_listen_port}"
+    url = collector or local_collector(settings)
     sources = [Source.parse(spec) for spec in (watch or settings.agent_watch or default_watch())]
     agent = Agent(settings.data_path / "agent", url, sources)
     stop = threading.Event()

@@ -14,6 +14,7 @@ from garrison.cli import (
     agent,
     collector,
     config,
+    demo,
     detect,
     detector,
     host,
@@ -45,6 +46,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(agent.app, name="agent")
 app.add_typer(pki.app, name="pki")
 app.add_typer(config.app, name="config")
+app.add_typer(demo.app, name="demo")
 app.add_typer(detect.app, name="detect")
 app.add_typer(host.app, name="host")
 app.add_typer(logs.app, name="logs")

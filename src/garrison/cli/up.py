@@ -83,5 +83,9 @@ def up(
             f"No account yet. Create the first admin within {settings.setup_link_minutes} "
             f"minutes (one use): [bold]{escape(link)}[/]"
         )
+        out.print(
+            "New here? Once signed in, run [bold]garrison demo[/] in another terminal: a made-up "
+            "attack goes through the pipeline into findings (undo: [bold]garrison demo remove[/])."
+        )
     out.print("Press Ctrl-C to stop.")
     Supervisor(ROLES, on_event=lambda text: out.print(f"[dim]{escape(text)}[/]")).run()

@@ -9,6 +9,7 @@ from pathlib import Path
 from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
+from garrison.demo import DEMO_RETENTION_DAYS, DEMO_STREAM
 from garrison.logstore.digests import SignedDigest, Signer
 from garrison.logstore.export import DirectoryExport, WebhookExport
 from garrison.logstore.store import Store, StoreConfig
@@ -24,7 +25,7 @@ def signer_for(data: DataDir, keyring: KeyRing) -> Signer:
 def config_for(settings: Settings) -> StoreConfig:
     """Retention and rolling policy from the settings."""
     return StoreConfig(
-        retention_days={"audit": settings.retention_audit_days},
+        retention_days={"audit": settings.retention_audit_days, DEMO_STREAM: DEMO_RETENTION_DAYS},
         default_retention_days=settings.retention_days,
     )
 

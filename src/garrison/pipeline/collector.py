@@ -68,6 +68,7 @@ from garrison.core.pki import HOST_RE, CertificateAuthority
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
 from garrison.core.tls import mtls_server_context, renew_if_due
+from garrison.demo import DEMO_STREAM
 from garrison.events.audit import Actor, AuditEvent, AuditTrail, new_id, now_iso, outcome_for
 from garrison.logstore import segment
 from garrison.logstore.local import open_store
@@ -79,7 +80,7 @@ from garrison.pipeline.tls_server import MTLSServerMixin
 log = logging.getLogger("garrison.collector")
 
 #: Streams a host may ship to.
-STREAMS = frozenset({"web", "ssh", "app", "flow", "system", "raw"})
+STREAMS = frozenset({"web", "ssh", "app", "flow", "system", "raw", DEMO_STREAM})
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 #: Largest request body, compressed or not, and largest decompressed body.
 MAX_BODY = 8 * 1024 * 1024

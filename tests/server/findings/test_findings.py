@@ -7,12 +7,15 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from garrison.demo import DEMO_HOST
 from garrison.detect import rules
 from garrison.detect.live import Detector
 from garrison.events.parsers import line_parser
 from garrison.logstore.store import Store
+from garrison.server.demo import Removed, do_remove_demo
 from garrison.server.findings.models import Finding, Suppression
 from garrison.server.findings.sink import DatabaseSink
+from garrison.server.fleet.models import Host
 from tests.conftest import api_client, signed_in_client
 from tests.factories import Person, make_person, seed_finding
 
@@ -224,3 +227,15 @@ def test_console_suppressions_page_adds_lists_and_ends(admin: Person) -> None:
         for h in api_client(admin).get("/api/v1/audit/events").json()["results"]
     ]
     assert {"findings.suppressions.post", "findings.suppression_remove.post"} <= set(actions)
+
+
+def test_demo_data_is_labelled_and_removed(admin: Person) -> None:
+    """While the demo host exists every console page says so; removing it takes its findings
+    and leaves other findings alone."""
+    Host.objects.create(name=DEMO_HOST, zone="demo")
+    DatabaseSink().upsert([seed_finding(host=DEMO_HOST), seed_finding(id="fnd_" + "4" * 32)])
+    client = signed_in_client(admin)
+    assert "Demo data is loaded" in client.get("/findings/").content.decode()
+    assert do_remove_demo() == Removed(findings=1, hosts=1)
+    assert "Demo data is loaded" not in client.get("/findings/").content.decode()
+    assert list(Finding.objects.values_list("finding_id", flat=True)) == ["fnd_" + "4" * 32]

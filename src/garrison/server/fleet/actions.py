@@ -98,11 +98,12 @@ def do_join_host(token: str, csr_pem: bytes) -> Joined:
     return Joined(host, chain.decode(), ca_pem)
 
 
-def do_enroll_local_host(name: str, csr_pem: bytes) -> Joined:
-    """Enrol the control plane's own machine (by `garrison up`, on its shell): no token needed."""
+def do_enroll_local_host(name: str, csr_pem: bytes, zone: str = "local") -> Joined:
+    """Enrol a host from the control plane's own shell (`garrison up` for its machine,
+    `garrison demo` for the demo host): no token needed."""
     name = _check(host_validator, name, "host name")
     with transaction.atomic():
-        host, _ = Host.objects.get_or_create(name=name, defaults={"zone": "local"})
+        host, _ = Host.objects.get_or_create(name=name, defaults={"zone": zone})
         if host.revoked_at is not None:
             raise PermissionDeniedError(f"host {host.name} is revoked")
         ca = certificate_authority(settings.PREPARED)
