@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from django.utils import timezone
 
+from garrison.core.errors import ConflictError
 from garrison.demo import DEMO_HOST
 from garrison.detect import rules
 from garrison.detect.live import Detector
 from garrison.events.parsers import line_parser
 from garrison.logstore.store import Store
-from garrison.server.demo import Removed, do_remove_demo
+from garrison.server.demo import Removed, do_enroll_demo_host, do_remove_demo
 from garrison.server.findings.models import Finding, Suppression
 from garrison.server.findings.sink import DatabaseSink
 from garrison.server.fleet.models import Host
@@ -239,3 +241,12 @@ def test_demo_data_is_labelled_and_removed(admin: Person) -> None:
     assert do_remove_demo() == Removed(findings=1, hosts=1)
     assert "Demo data is loaded" not in client.get("/findings/").content.decode()
     assert list(Finding.objects.values_list("finding_id", flat=True)) == ["fnd_" + "4" * 32]
+
+
+def test_the_demo_never_touches_a_real_host_of_its_name(admin: Person) -> None:
+    Host.objects.create(name=DEMO_HOST, zone="eu-1")
+    DatabaseSink().upsert([seed_finding(host=DEMO_HOST)])
+    with pytest.raises(ConflictError, match="the demo would mix"):
+        do_enroll_demo_host(b"unused")
+    assert do_remove_demo() == Removed(findings=0, hosts=0)
+    assert Finding.objects.count() == 1
