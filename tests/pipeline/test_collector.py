@@ -30,6 +30,7 @@ from garrison.logstore import verify
 from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline import collector as collector_mod
+from garrison.pipeline.activity import HostActivity
 from garrison.pipeline.collector import MAX_BODY, Collector
 from garrison.pipeline.ship import Shipper
 
@@ -626,3 +627,33 @@ def test_fleet_activity_carries_agent_version_and_current_certificate_expiry(
     not_after = x509.load_pem_x509_certificates(client.cert.read_bytes())[0].not_valid_after_utc
     assert seen["agent"] == f"garrison-agent/{garrison.__version__}"
     assert seen["cert_not_after"] == not_after.isoformat(timespec="seconds")
+
+
+def test_a_certificate_from_a_new_address_is_on_the_record(env: Env, start: StartCollector) -> None:
+    """The same host certificate from 127.0.0.2 after 127.0.0.1: one audit event naming both;
+    a restarted collector remembers the address from its published snapshot."""
+    c = start()
+    client = enroll(env, "web-1")
+    host, port = c.address
+
+    def health_from(source: str) -> int:
+        conn = http.client.HTTPSConnection(
+            host, port, context=client.context(), timeout=10, source_address=(source, 0)
+        )
+        try:
+            conn.request("GET", "/v1/health")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    assert [health_from(a) for a in ("127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2")] == [
+        200
+    ] * 4
+    moved = [e for e in stored(env, "audit") if e["action"] == "collector.address.changed"]
+    assert [(e["source_ip"], e["request_parameters"]) for e in moved] == [
+        ("127.0.0.2", {"previous_ip": "127.0.0.1"})
+    ]
+    assert c.activity.snapshot()["web-1"]["address"] == "127.0.0.2"
+    restarted = HostActivity()
+    restarted.remember_addresses(c.activity.snapshot())
+    assert restarted.record("web-1", address="127.0.0.3") == "127.0.0.2"

@@ -1,9 +1,10 @@
 """What each host sent lately, for the fleet view: last seen, events/s per stream, agent, cert.
 
 The collector keeps one-minute buckets for the last `WINDOW_MINUTES` minutes per host and
-stream, and the agent version (its User-Agent) and certificate expiry of each host's latest
-request, and publishes a snapshot file the control plane reads (no database on the collector):
-renewals happen at the collector, so this is where the current expiry is known.
+stream, and the agent version (its User-Agent), certificate expiry and source address of each
+host's latest request, and publishes a snapshot file the control plane reads (no database on
+the collector): renewals happen at the collector, so this is where the current expiry is known.
+A host whose certificate is presented from a new address is reported by `record`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ class HostActivity:
         self._buckets: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
         self._agents: dict[str, str] = {}
         self._cert_not_after: dict[str, dt.datetime] = {}
+        self._addresses: dict[str, str] = {}
+
+    def remember_addresses(self, snapshot: dict[str, dict[str, object]]) -> None:
+        """Take the hosts' addresses from a published snapshot (a restarted collector)."""
+        with self._lock:
+            for host, facts in snapshot.items():
+                if isinstance(facts, dict) and isinstance(facts.get("address"), str):
+                    self._addresses.setdefault(host, str(facts["address"]))
 
     def record(
         self,
@@ -39,13 +48,21 @@ class HostActivity:
         *,
         agent: str | None = None,
         cert_not_after: dt.datetime | None = None,
-    ) -> None:
-        """Note that `host` was seen now (with its agent and certificate expiry, when given),
-        having sent `events` to `stream`."""
+        address: str | None = None,
+    ) -> str | None:
+        """Note that `host` was seen now (with its agent, certificate expiry and address, when
+        given), having sent `events` to `stream`. Returns the host's previous address when this
+        one differs from it (None the first time and while it stays the same)."""
         now = time.time()
         minute = int(now // 60)
+        moved = None
         with self._lock:
             self._last_seen[host] = now
+            if address is not None:
+                previous = self._addresses.get(host)
+                if previous is not None and previous != address:
+                    moved = previous
+                self._addresses[host] = address
             if agent:
                 self._agents[host] = "".join(c for c in agent[:AGENT_MAX] if c.isprintable())
             if cert_not_after is not None:
@@ -55,9 +72,11 @@ class HostActivity:
                 buckets[minute] = buckets.get(minute, 0) + events
                 for old in [m for m in buckets if m <= minute - WINDOW_MINUTES]:
                     del buckets[old]
+        return moved
 
     def snapshot(self, now: float | None = None) -> dict[str, dict[str, object]]:
-        """Per host: ISO last seen, events/s per stream over the window, agent, cert expiry."""
+        """Per host: ISO last seen, events/s per stream over the window, agent, cert expiry,
+        source address."""
         now = now or time.time()
         floor = int(now // 60) - WINDOW_MINUTES
         rates: dict[str, dict[str, float]] = defaultdict(dict)
@@ -77,6 +96,7 @@ class HostActivity:
                         if host in self._cert_not_after
                         else None
                     ),
+                    "address": self._addresses.get(host),
                 }
                 for host, seen in self._last_seen.items()
             }

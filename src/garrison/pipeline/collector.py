@@ -73,6 +73,7 @@ from garrison.events.audit import Actor, AuditEvent, AuditTrail, new_id, now_iso
 from garrison.logstore import segment
 from garrison.logstore.local import open_store
 from garrison.logstore.store import Store
+from garrison.pipeline import activity as host_activity
 from garrison.pipeline.activity import HostActivity
 from garrison.pipeline.syslog_tls import SyslogTLSServer
 from garrison.pipeline.tls_server import MTLSServerMixin
@@ -344,9 +345,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             peer = collector.identify(self.connection)
             collector.admit(peer)
-            collector.activity.record(
-                peer.host, agent=self.headers.get("User-Agent"), cert_not_after=peer.not_after
+            moved = collector.activity.record(
+                peer.host,
+                agent=self.headers.get("User-Agent"),
+                cert_not_after=peer.not_after,
+                address=str(self.client_address[0]),
             )
+            if moved is not None:  # the credential is used from somewhere new: on the record
+                facts = self._request_facts(method, path) | {"action": "collector.address.changed"}
+                collector.audit(peer, facts, 200, parameters={"previous_ip": moved})
             if path == "/v1/health" and method == "GET":
                 self._send(200, {"status": "ok", "host": peer.host})
             elif path == "/v1/batches" and method == "POST":
@@ -557,9 +564,12 @@ class Collector:
         facts: dict[str, str],
         status: int,
         error: GarrisonError | None = None,
+        *,
+        parameters: dict[str, str] | None = None,
     ) -> None:
-        """Record a renewal or a refusal on the audit stream (accepted batches are data: their
-        events carry ``_batch``). A renewal that cannot be recorded is not handed out."""
+        """Record a renewal, a refusal or a host's new address on the audit stream (accepted
+        batches are data: their events carry ``_batch``). A renewal that cannot be recorded is
+        not handed out."""
         event = AuditEvent(
             event_id=new_id(),
             time=now_iso(),
@@ -570,7 +580,7 @@ class Collector:
             source_ip=facts["source_ip"],
             user_agent=facts["user_agent"],
             resource=peer.host if peer else "",
-            request_parameters={"reason": error.message} if error else {},
+            request_parameters={"reason": error.message} if error else (parameters or {}),
             status=status,
             error_code=error.code if error else "",
         )
@@ -670,6 +680,7 @@ def run(settings: Settings, *, max_inflight: int = 8) -> None:
             renew=lambda host, csr: ca.sign_client(csr, host, settings.host_cert_minutes),
             max_inflight=max_inflight,
         )
+        collector.activity.remember_addresses(host_activity.read(data.activity))
         keeper = threading.Thread(
             target=_renew_forever,
             args=(stop, ca, keyring, ctx, hosts),

@@ -36,6 +36,9 @@ class HostSerializer(serializers.Serializer[Any]):
         read_only=True, help_text="Joined, but nothing heard for 5 minutes."
     )
     agent = serializers.CharField(read_only=True, help_text="The agent's version, as it sent it.")
+    address = serializers.CharField(
+        read_only=True, help_text="The address the host last connected to the collector from."
+    )
     events_per_second = serializers.DictField(
         child=serializers.FloatField(), read_only=True, help_text="Per stream, last 5 minutes."
     )

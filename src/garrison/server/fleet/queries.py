@@ -35,6 +35,7 @@ class HostView:
     events_per_second: dict[str, float]
     agent: str
     cert_not_after: dt.datetime | None
+    address: str = ""
 
     @property
     def silent(self) -> bool:
@@ -56,7 +57,7 @@ def view_of(host: Host, seen: dict[str, dict[str, object]]) -> HostView:
     """
     entry = seen.get(host.name, {})
     rates = entry.get("events_per_second")
-    agent = entry.get("agent")
+    agent, address = entry.get("agent"), entry.get("address")
     expiries = [m for m in (host.cert_not_after, _moment(entry.get("cert_not_after"))) if m]
     return HostView(
         host,
@@ -64,6 +65,7 @@ def view_of(host: Host, seen: dict[str, dict[str, object]]) -> HostView:
         rates if isinstance(rates, dict) else {},
         agent if isinstance(agent, str) else "",
         max(expiries) if expiries else None,
+        address if isinstance(address, str) else "",
     )
 
 
