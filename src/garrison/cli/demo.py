@@ -144,7 +144,9 @@ def _show(settings: Settings) -> None:
     for row in Finding.objects.filter(host=DEMO_HOST).order_by("-severity", "first_seen"):
         table.add_row(f"{row.severity:g}", escape(row.title), escape(row.src), str(row.count))
     out.print(table)
-    out.print(f"See them in the console: [bold]{escape(settings.console_url)}/findings/[/]")
+    console = escape(settings.console_url)
+    out.print(f"See them in the console: [bold]{console}/findings/[/]")
+    out.print(f"and the demo's log events: [bold]{console}/logs/?stream={DEMO_STREAM}[/]")
     out.print("Remove the demo with [bold]garrison demo remove[/].")
 
 

@@ -441,11 +441,12 @@ class Engine:
     def _travelled(self, hit: _Hit) -> None:
         """A login: a finding when the account was elsewhere too recently to have got here."""
         check, event = hit.rule.travel, hit.event
-        ip = src(event)
-        found = self.resolve(event, check.by) if check is not None else []
-        account = found[0] if found else None
-        if check is None or not isinstance(ip, str) or account is None:
+        if check is None:
             return
+        ip, found = src(event), self.resolve(event, check.by)
+        if not isinstance(ip, str) or not found or found[0] is None:
+            return
+        account = found[0]
         jump = self.travel.observe(hit.rule.id, check, str(account), ip, hit.when)
         if jump is not None:
             hit.group = (account,)
