@@ -45,6 +45,7 @@ EVIDENCE_MAX = 20
 MAX_GROUPS = 100_000
 _SWEEP_EVERY = 10_000
 _TIME_CACHE_MAX = 65536
+_DISPATCH_MAX = 4096
 ACTOR_FIELDS = ("src_ip", "src_host", "source_ip", "user", "host")
 
 _OPS: dict[Op, Callable[[float, float], bool]] = {
@@ -333,7 +334,7 @@ class Engine:
         self.travel = TravelState(max_groups)
         self._horizons = {r.id: r.travel.horizon for r in rules.rules if r.travel is not None}
         self.findings: dict[tuple[str, tuple[Any, ...]], Finding] = {}
-        self._dispatch: dict[tuple[str, Any], list[Detection]] = {}
+        self._dispatch: dict[tuple[str, Any, Any], list[Detection]] = {}
         self.closed: list[Finding] = []
         self.changed: list[Finding] = []
         self.watermark = 0.0
@@ -358,11 +359,11 @@ class Engine:
 
     def process(self, event: Event, ref: Any = None) -> None:
         """Evaluate one event (`ref` says where it is stored: it becomes evidence)."""
-        source, cls = source_of(event), event.get("class")
+        key = (source_of(event), event.get("class"), event.get("outcome"))
         try:
-            detections = self._dispatch[(source, cls)]
+            detections = self._dispatch[key]
         except (KeyError, TypeError):
-            detections = self._detections_for(source, cls)
+            detections = self._detections_for(*key)
         self.events += 1
         if self.events % _SWEEP_EVERY == 0:
             for state in self.states.values():
@@ -398,15 +399,13 @@ class Engine:
             event["threat_lists"] = list(names)
         return True
 
-    def _detections_for(self, source: str, cls: Any) -> list[Detection]:
-        """The rules an event of `source` and `cls` can match (remembered per pair)."""
-        found = [
-            d
-            for d in self.by_source.get(source, [])
-            if d.classes is None or (isinstance(cls, str) and cls.lower() in d.classes)
-        ]
-        if isinstance(cls, str | None):
-            self._dispatch[(source, cls)] = found
+    def _detections_for(self, source: str, cls: Any, outcome: Any) -> list[Detection]:
+        """The rules an event of `source`, `cls` and `outcome` can match (remembered per
+        combination of plain values)."""
+        found = [d for d in self.by_source.get(source, []) if d.may_match(cls, outcome)]
+        plain = isinstance(cls, str | None) and isinstance(outcome, str | None)
+        if plain and len(self._dispatch) < _DISPATCH_MAX:  # foreign events: any strings
+            self._dispatch[(source, cls, outcome)] = found
         return found
 
     def _expire_findings(self) -> None:

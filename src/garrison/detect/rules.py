@@ -114,6 +114,17 @@ class Detection(Rule):
     sources: frozenset[str] = frozenset()
     predicate: Predicate = field(default=lambda event: False)
     classes: frozenset[str] | None = None  # the event classes it can match (None: any)
+    outcomes: frozenset[str] | None = None  # the outcomes it can match (None: any)
+
+    def may_match(self, cls: Any, outcome: Any) -> bool:
+        """Whether an event of this class and outcome can match (the engine's index)."""
+        return _allows(self.classes, cls) and _allows(self.outcomes, outcome)
+
+
+def _allows(required: frozenset[str] | None, value: Any) -> bool:
+    if required is None or (value is not None and not isinstance(value, str)):
+        return True  # no requirement, or a value the index does not judge (a list, a number)
+    return value is not None and value.lower() in required
 
 
 @dataclass(eq=False)
@@ -186,26 +197,28 @@ def _detection(rule: SigmaRule, path: str) -> Detection:
         generate=True,
         sources=sources,
         predicate=predicate,
-        classes=required_classes(tree),
+        classes=required_values(tree, "class"),
+        outcomes=required_values(tree, "outcome"),
     )
 
 
-def required_classes(node: Any) -> frozenset[str] | None:
-    """The ``class`` values an event must have for `node` to match, when the condition says
-    so at its top (``class: X`` in every alternative); None when any class may match.
+def required_values(node: Any, name: str) -> frozenset[str] | None:
+    """The values (lower-case) field `name` must have for `node` to match, when the condition
+    says so at its top (``name: X`` in every alternative); None when any value may match.
 
-    The engine uses it to skip rules whole: most events fail the class test of most rules."""
+    The engine indexes rules by the ``class`` and ``outcome`` they require, to skip rules whole:
+    most events fail those tests of most rules."""
     if isinstance(node, ConditionAND):
-        found = [c for c in map(required_classes, node.args) if c is not None]
+        found = [c for c in (required_values(a, name) for a in node.args) if c is not None]
         return frozenset.intersection(*found) if found else None
     if isinstance(node, ConditionOR):
-        options = [required_classes(a) for a in node.args]
+        options = [required_values(a, name) for a in node.args]
         if any(o is None for o in options):
             return None
         return frozenset().union(*options)  # type: ignore[arg-type]  # no None left
     if (
         isinstance(node, ConditionFieldEqualsValueExpression)
-        and node.field == "class"
+        and node.field == name
         and isinstance(node.value, SigmaString)
         and not node.value.contains_special()
     ):
