@@ -126,3 +126,22 @@ def test_cased_keywords_in_a_list_are_found_anywhere(tmp_path: Path) -> None:
     assert loaded.problems == []
     assert len(run(loaded, [auth_failure(0, raw="hello World again")])) == 1
     assert run(loaded, [auth_failure(0, raw="hello world again")]) == []
+
+
+def test_the_class_and_outcome_index_skips_only_rules_that_cannot_match(
+    tmp_path: Path,
+) -> None:
+    """Rules are skipped by the class and outcome they require, case-insensitively; an event
+    whose outcome is not a plain string is judged by the rules themselves."""
+    loaded = rule_set(tmp_path, FAILURE_RULE)
+    (rule,) = loaded.detections
+    assert (rule.classes, rule.outcomes) == (
+        frozenset({"authentication"}),
+        frozenset({"failure"}),
+    )
+    assert rule.may_match("Authentication", "FAILURE")
+    assert not rule.may_match("authentication", "success")
+    assert not rule.may_match("authentication", None)
+    assert rule.may_match("authentication", ["failure"])  # not indexed: the predicate decides
+    findings = run(loaded, [auth_failure(0, outcome="FAILURE"), auth_failure(1, outcome=None)])
+    assert [f.count for f in findings] == [1]
