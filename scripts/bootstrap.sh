@@ -19,6 +19,7 @@ if [ "$dev" = 1 ]; then
   command -v npm >/dev/null || apt_packages+=(npm)
   [ -x /lib/systemd/systemd-journal-remote ] || apt_packages+=(systemd-journal-remote)
   command -v journalctl >/dev/null || apt_packages+=(systemd)
+  [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)  # SSH CA tests run a real sshd
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "== apt: ${apt_packages[*]}"

@@ -21,6 +21,7 @@ from garrison.cli import (
     logs,
     pki,
     server,
+    ssh,
     store,
     up,
 )
@@ -50,6 +51,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(detect.app, name="detect")
 app.add_typer(host.app, name="host")
 app.add_typer(logs.app, name="logs")
+app.add_typer(ssh.app, name="ssh")
 app.add_typer(store.app, name="store")
 
 

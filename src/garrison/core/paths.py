@@ -29,6 +29,16 @@ class DataDir:
         return self.root / "pki"
 
     @property
+    def ssh(self) -> Path:
+        """The SSH user and host CAs (encrypted keys) and the published KRL."""
+        return self.root / "ssh"
+
+    @property
+    def ssh_krl(self) -> Path:
+        """The key revocation list of user certificates (OpenSSH's KRL format), for hosts."""
+        return self.ssh / "revoked.krl"
+
+    @property
     def logstore(self) -> Path:
         """The dedicated log store (streams, segments, digests)."""
         return self.root / "logstore"

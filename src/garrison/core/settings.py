@@ -63,6 +63,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     respond_min_severity: Annotated[float, msgspec.Meta(ge=1, le=10)] = 7.0
     respond_dry_run: bool = True
     respond_block_seconds: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 3600
+    ssh_cert_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 8
+    ssh_cert_max_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 24
+    ssh_host_cert_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30
 
     @property
     def collector_listen_port(self) -> int:
@@ -121,6 +124,9 @@ ALLOWED: dict[str, str] = {
     "respond_min_severity": "the lowest severity responded to, 1 to 10 (7: high and above)",
     "respond_dry_run": "true (say what would be done) or false (run respond_command)",
     "respond_block_seconds": "how long a block lasts, passed to the command, 60 to 2592000",
+    "ssh_cert_hours": "default lifetime of SSH user certificates in hours, 1 to 168",
+    "ssh_cert_max_hours": "the longest SSH user certificate anyone may get, 1 to 168 hours",
+    "ssh_host_cert_days": "lifetime of SSH host certificates in days, 1 to 365",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}
@@ -160,6 +166,13 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
                     f"invalid setting {key} (from {sources[key]}): {exc.message}",
                     hint=exc.hint or f"expected {ALLOWED[key]}",
                 ) from None
+    default_hours = values.get("ssh_cert_hours", Settings.ssh_cert_hours)
+    max_hours = values.get("ssh_cert_max_hours", Settings.ssh_cert_max_hours)
+    if isinstance(default_hours, int) and isinstance(max_hours, int) and default_hours > max_hours:
+        raise ConfigError(
+            f"ssh_cert_hours={default_hours} is longer than ssh_cert_max_hours={max_hours}",
+            hint="the default lifetime must be within the maximum",
+        )
     public = str(values.get("public_url", ""))
     if public and urlsplit(public).scheme != "https":
         raise ConfigError(

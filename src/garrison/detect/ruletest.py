@@ -25,14 +25,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from garrison.core.durations import duration
 from garrison.detect.engine import Engine
 from garrison.detect.rules import Rule, RuleSet
 from garrison.events.parsers import events_parser
 
 BASE = dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)
 _PLACEHOLDER = re.compile(r"\{(k|syslog_time|clf_time|iso_time|error_time)\}")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -49,14 +48,6 @@ class CaseResult:
     def passed(self) -> bool:
         """Found as many findings as expected, without error."""
         return not self.error and self.found == self.expected
-
-
-def duration(text: object) -> float:
-    """``5s``, ``10m``, ``1h``, ``500ms`` in seconds."""
-    m = _DURATION.fullmatch(str(text).strip())
-    if m is None:
-        raise ValueError(f"cannot read the duration {text!r}: write e.g. 5s, 10m or 1h")
-    return float(m[1]) * _UNIT_SECONDS[m[2]]
 
 
 def case_lines(case: dict[str, Any]) -> list[str]:

@@ -35,6 +35,11 @@ _SOLARIS = re.compile(r"\[ID \d+ [\w.]+\] ")
 _KERNEL = re.compile(r"kernel: ?\[ *[\d.]+\]:? ?")
 _PAM_KV = re.compile(r"(\w+)=(\S*)")
 _USER_TAIL = re.compile(r"for (?:(?:invalid|illegal) user )?(\S+)$")
+#: sshd's description of the key (VERBOSE adds a certificate's key id, serial and CA).
+_KEY_INFO = re.compile(
+    r"(?P<type>[A-Z0-9-]+) (?P<fingerprint>SHA256:[A-Za-z0-9+/=]+)"
+    r"(?: ID (?P<key_id>.*) \(serial (?P<serial>\d+)\) CA \S+ (?P<ca>SHA256:[A-Za-z0-9+/=]+))?$"
+)
 _INVALID = frozenset({"invalid", "illegal"})
 _PREFIX_START = frozenset("[kefwP")
 _VERB_OUTCOME: Final = {"Failed": "failure", "Accepted": "success"}
@@ -81,6 +86,13 @@ def _attempt(m: re.Match[str], event: Event) -> None:
         event["protocol"] = proto
     if info:
         event["auth_info"] = info
+        key = _KEY_INFO.match(info)
+        if key is not None:
+            event["key_type"], event["key_fingerprint"] = key["type"], key["fingerprint"]
+            if key["key_id"] is not None:  # an OpenSSH certificate: who it names, its serial
+                event["cert_key_id"] = key["key_id"]
+                event["cert_serial"] = int(key["serial"])
+                event["ca_fingerprint"] = key["ca"]
 
 
 def _invalid_user(m: re.Match[str], event: Event) -> None:

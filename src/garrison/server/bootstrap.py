@@ -10,6 +10,7 @@ from garrison.core.paths import DataDir
 from garrison.core.pki import CertificateAuthority
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
+from garrison.ssh.ca import SSHAuthority
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,11 @@ def certificate_authority(prepared: Prepared) -> CertificateAuthority:
     ca = CertificateAuthority(prepared.data.pki, prepared.keyring)
     ca.init()
     return ca
+
+
+def ssh_authority(prepared: Prepared) -> SSHAuthority:
+    """The data dir's SSH user and host CAs (created on first use)."""
+    authority = SSHAuthority(prepared.data.ssh, prepared.keyring)
+    if not authority.exists():
+        authority.init()
+    return authority

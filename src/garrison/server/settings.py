@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "garrison.server.logs",
     "garrison.server.fleet",
     "garrison.server.findings",
+    "garrison.server.ssh",
     "garrison.server.console",
 ]
 

@@ -1,0 +1,231 @@
+"""`garrison ssh`: the SSH certificate authorities, signing, revocation and the KRL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from garrison.cli.common import (
+    DataDirOption,
+    audit_cli,
+    load_settings,
+    migrate,
+    out,
+    setup_django,
+)
+from garrison.core.durations import duration
+from garrison.core.errors import UsageError
+from garrison.core.paths import DataDir
+from garrison.core.secrets import KeyRing
+from garrison.core.settings import Settings
+from garrison.ssh.ca import KINDS, SSHAuthority
+
+app = typer.Typer(help="SSH certificates: CAs, signing, revocation.", no_args_is_help=True)
+ca_app = typer.Typer(help="The SSH user and host CAs.", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+
+KindOption = Annotated[str, typer.Option("--kind", help="Which CA: user or host.")]
+
+
+def _authority(settings: Settings) -> SSHAuthority:
+    data = DataDir(settings.data_path).ensure()
+    return SSHAuthority(data.ssh, KeyRing.load_or_create(data.kek))
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
+
+
+@ca_app.command("init")
+def ca_init(data_dir: DataDirOption = None) -> None:
+    """Create the user and host CAs (Ed25519, encrypted at rest); print their public keys."""
+    settings = load_settings(data_dir)
+    authority = _authority(settings)
+    existed = authority.exists()
+    keys = authority.init()
+    if not existed:
+        audit_cli(settings, "cli.ssh.ca-init")
+    for kind, key in zip(KINDS, keys, strict=True):
+        out.print(f"{kind} CA: {escape(key)}")
+
+
+@ca_app.command("show")
+def ca_show(data_dir: DataDirOption = None) -> None:
+    """Print every trusted public key of both CAs (two during a rotation)."""
+    authority = _authority(load_settings(data_dir))
+    for kind in KINDS:
+        for key in authority.trusted(kind):
+            out.print(f"{kind} CA: {escape(key)}")
+
+
+@ca_app.command("rotate")
+def ca_rotate(kind: KindOption = "user", data_dir: DataDirOption = None) -> None:
+    """Start a rotation (a new key, trusted beside the current one), or, run again, sign with
+    the new key from now on (the old one stays trusted until `retire`)."""
+    settings = load_settings(data_dir)
+    said = _authority(settings).rotate(_kind(kind))
+    audit_cli(settings, "cli.ssh.ca-rotate", resource=kind, parameters={"step": said})
+    out.print(f"{kind} CA: {said}")
+
+
+@ca_app.command("retire")
+def ca_retire(kind: KindOption = "user", data_dir: DataDirOption = None) -> None:
+    """Stop trusting the CA's previous key (once the certificates it signed have expired)."""
+    settings = load_settings(data_dir)
+    _authority(settings).retire(_kind(kind))
+    audit_cli(settings, "cli.ssh.ca-retire", resource=kind)
+    out.print(f"{kind} CA: the previous key is no longer trusted")
+
+
+def _cert_path(public_key_file: Path) -> Path:
+    """OpenSSH's name for the certificate of ``id_ed25519.pub``: ``id_ed25519-cert.pub``."""
+    name = public_key_file.name
+    stem = name[: -len(".pub")] if name.endswith(".pub") else name
+    return public_key_file.with_name(f"{stem}-cert.pub")
+
+
+@app.command("sign")
+def sign(
+    public_key_file: Annotated[Path, typer.Argument(help="The public key to certify (.pub).")],
+    user: Annotated[
+        str | None, typer.Option(help="The person the certificate names (its key id).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Sign a host certificate for this host name instead.")
+    ] = None,
+    principals: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated principals (default: the user, or the host name)."),
+    ] = None,
+    ttl: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 1h or 30m (default: ssh_cert_hours).")
+    ] = None,
+    source_address: Annotated[
+        str, typer.Option(help="Comma-separated CIDRs the certificate may be used from.")
+    ] = "",
+    forwarding: Annotated[
+        bool, typer.Option(help="Permit port and agent forwarding (user certificates).")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Certify a public key for a user (or, with --host, a host); write KEY-cert.pub beside it."""
+    settings = load_settings(data_dir)
+    if (user is None) == (host is None):
+        raise UsageError("say whom the certificate is for: --user NAME or --host NAME")
+    try:
+        text = public_key_file.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {public_key_file}: {exc.strerror}") from None
+    try:
+        seconds = duration(ttl) if ttl is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    setup_django()
+    migrate()
+    from django.db import transaction  # noqa: PLC0415  # after setup
+
+    from garrison.server.ssh import actions  # noqa: PLC0415
+
+    name = (user or host or "").lower()
+    kind = "user" if user is not None else "host"
+    names = [p.strip().lower() for p in (principals or name).split(",") if p.strip()]
+    if kind == "user":
+        valid_for = actions.user_lifetime(None if seconds is None else seconds / 3600)
+    else:
+        valid_for = dt.timedelta(
+            seconds=seconds if seconds is not None else settings.ssh_host_cert_days * 86400
+        )
+    with transaction.atomic():  # the certificate is recorded only with its audit event
+        issued = actions.do_issue(
+            None,
+            kind,
+            text,
+            key_id=name,
+            principals=names,
+            valid_for=valid_for,
+            source_address=source_address,
+            forwarding=forwarding,
+        )
+        audit_cli(
+            settings,
+            "cli.ssh.sign",
+            resource=name,
+            parameters={
+                "kind": kind,
+                "serial": str(issued.serial),
+                "principals": ",".join(issued.principals),
+                "valid_before": issued.valid_before.isoformat(),
+                "fingerprint": issued.fingerprint,
+            },
+        )
+    target = _cert_path(public_key_file)
+    target.write_text(issued.certificate + "\n")
+    out.print(
+        f"signed {kind} certificate serial {issued.serial} for {escape(name)} "
+        f"({', '.join(issued.principals)}) until {issued.valid_before.isoformat()}: {target}"
+    )
+
+
+@app.command("revoke")
+def revoke(
+    serial: Annotated[int, typer.Option(help="The certificate's serial.", min=1)],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke a certificate; the KRL hosts pull is rewritten at once."""
+    settings = load_settings(data_dir)
+    setup_django()
+    migrate()
+    from django.db import transaction  # noqa: PLC0415  # after setup
+
+    from garrison.server.ssh import actions  # noqa: PLC0415
+
+    with transaction.atomic():
+        found = actions.do_revoke(None, serial)
+        audit_cli(
+            settings, "cli.ssh.revoke", resource=found.key_id, parameters={"serial": str(serial)}
+        )
+    out.print(f"revoked certificate {serial} of {escape(found.key_id)}")
+
+
+@app.command("krl")
+def krl(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the KRL.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the key revocation list (OpenSSH's KRL format) of the revoked certificates."""
+    settings = load_settings(data_dir)
+    setup_django()
+    migrate()
+    from garrison.server.ssh.queries import revoked_serials  # noqa: PLC0415  # after setup
+
+    serials = revoked_serials()
+    _authority(settings).write_krl(serials, out_file)
+    out.print(f"wrote {out_file}: {len(serials)} revoked certificates")
+
+
+@app.command("list")
+def list_certificates(data_dir: DataDirOption = None) -> None:
+    """Every certificate issued, newest first, with its state."""
+    load_settings(data_dir)
+    setup_django()
+    migrate()
+    from garrison.server.ssh.models import Certificate  # noqa: PLC0415  # after setup
+
+    table = Table("serial", "kind", "key id", "principals", "valid until", "state")
+    for cert in Certificate.objects.all()[:500]:
+        table.add_row(
+            str(cert.serial),
+            cert.kind,
+            escape(cert.key_id),
+            escape(", ".join(cert.principals)),
+            cert.valid_before.isoformat(timespec="minutes"),
+            cert.state,
+        )
+    out.print(table)

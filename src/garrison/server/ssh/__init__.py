@@ -1,0 +1,1 @@
+"""SSH certificates issued by the control plane, and their revocation."""

@@ -1,0 +1,111 @@
+"""The one write path for SSH certificates: issue (user or host) and revoke, with the KRL.
+
+`actor` None is the control plane's own shell (`garrison ssh ...`), whose commands are audited
+by the CLI; a person may revoke their own certificates, operators and admins anyone's. Every
+revocation rewrites the KRL that hosts pull.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from garrison.core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from garrison.server.accounts.models import User
+from garrison.server.accounts.roles import OPERATE
+from garrison.server.bootstrap import ssh_authority
+from garrison.server.ssh.models import Certificate
+from garrison.server.ssh.queries import revoked_serials
+from garrison.ssh.ca import Issued
+
+_SERIAL_TRIES = 5
+
+
+def user_lifetime(hours: float | None) -> dt.timedelta:
+    """The lifetime a user certificate gets: `hours`, or the default; never past the maximum."""
+    config = settings.GARRISON
+    wanted = config.ssh_cert_hours if hours is None else hours
+    if wanted <= 0:
+        raise ValidationError("a certificate must live for some time")
+    if wanted > config.ssh_cert_max_hours:
+        raise ValidationError(
+            f"{wanted:g} h is longer than the {config.ssh_cert_max_hours} h allowed",
+            hint="ask for less, or raise ssh_cert_max_hours",
+        )
+    return dt.timedelta(hours=wanted)
+
+
+def _actor_name(actor: User | None) -> str:
+    return actor.username if actor is not None else "cli"
+
+
+def do_issue(
+    actor: User | None,
+    kind: str,
+    public_key: str,
+    *,
+    key_id: str,
+    principals: list[str],
+    valid_for: dt.timedelta,
+    source_address: str = "",
+    forwarding: bool = False,
+) -> Issued:
+    """Sign `public_key` and record the certificate (a fresh random serial each time)."""
+    authority = ssh_authority(settings.PREPARED)
+    for _ in range(_SERIAL_TRIES):
+        serial = secrets.randbits(63) or 1
+        issued = authority.sign(
+            kind,
+            public_key,
+            serial=serial,
+            key_id=key_id,
+            principals=principals,
+            valid_for=valid_for,
+            source_address=source_address,
+            forwarding=forwarding,
+        )
+        try:
+            with transaction.atomic():
+                Certificate.objects.create(
+                    serial=serial,
+                    kind=kind,
+                    key_id=key_id[:255],
+                    principals=list(issued.principals),
+                    fingerprint=issued.fingerprint,
+                    ca_fingerprint=issued.ca_fingerprint,
+                    source_address=source_address[:255],
+                    valid_after=issued.valid_after,
+                    valid_before=issued.valid_before,
+                    issued_by=_actor_name(actor),
+                )
+        except IntegrityError:
+            continue  # a serial drawn twice: draw again
+        return issued
+    raise ValidationError("could not draw an unused certificate serial; try again")
+
+
+def do_revoke(actor: User | None, serial: int) -> Certificate:
+    """Revoke a certificate by serial and publish the new KRL."""
+    found = Certificate.objects.filter(serial=serial).first()
+    if found is None:
+        raise NotFoundError(f"no SSH certificate with serial {serial}")
+    own = actor is not None and found.key_id == actor.username
+    if actor is not None and not own and actor.role not in OPERATE:
+        raise PermissionDeniedError("you may revoke only your own certificates")
+    with transaction.atomic():
+        if found.revoked_at is None:
+            found.revoked_at = timezone.now()
+            found.revoked_by = _actor_name(actor)
+            found.save(update_fields=["revoked_at", "revoked_by"])
+        publish_krl()
+    return found
+
+
+def publish_krl() -> None:
+    """Write the KRL of every revoked, unexpired user certificate (atomic replace)."""
+    authority = ssh_authority(settings.PREPARED)
+    authority.write_krl(revoked_serials(), settings.PREPARED.data.ssh_krl)

@@ -1,0 +1,1 @@
+"""SSH certificate authority, CLI and real sshd."""

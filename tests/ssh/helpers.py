@@ -1,0 +1,137 @@
+"""Keys and a real OpenSSH sshd on loopback for the SSH tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+KEYGEN = shutil.which("ssh-keygen") or "ssh-keygen"
+SSH = shutil.which("ssh") or "ssh"
+START_TIMEOUT = 10.0
+
+
+def new_key(path: Path, kind: str = "ed25519") -> Path:
+    """A passphrase-less key pair at `path` (and `path`.pub); the public key's path."""
+    bits = ["-b", "3072"] if kind == "rsa" else []
+    subprocess.run(  # fixed arguments
+        [KEYGEN, "-q", "-t", kind, *bits, "-N", "", "-C", path.name, "-f", str(path)], check=True
+    )
+    return path.with_name(path.name + ".pub")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Sshd:
+    """An sshd on 127.0.0.1 that trusts a user CA, with principals files per account."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def log(self) -> str:
+        return (self.directory / "sshd.log").read_text(errors="replace")
+
+    def ssh(
+        self, key: Path, *options: str, user: str = "root", command: str = "echo reached"
+    ) -> subprocess.CompletedProcess[str]:
+        """The stock client, non-interactive, with `key` (and its -cert.pub, if present)."""
+        return subprocess.run(  # fixed arguments
+            [
+                SSH,
+                "-F",
+                "/dev/null",
+                *options,  # first: ssh keeps the first value it is given for an option
+                "-i",
+                str(key),
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                f"UserKnownHostsFile={self.directory / 'known_hosts'}",
+                "-o",
+                "ConnectTimeout=5",
+                "-p",
+                str(self.port),
+                f"{user}@127.0.0.1",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def start_sshd(
+    directory: Path,
+    trusted_ca: str,
+    principals: dict[str, list[str]],
+    *,
+    krl: Path | None = None,
+    extra: str = "",
+) -> Sshd:
+    """sshd -D on a free loopback port: certificates of `trusted_ca` only, no passwords."""
+    directory.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    host_key = directory / "host_ed25519"
+    if not host_key.exists():
+        new_key(host_key)
+    (directory / "user_ca.pub").write_text(trusted_ca + "\n")
+    folder = directory / "principals"
+    folder.mkdir(exist_ok=True)
+    for account, names in principals.items():
+        (folder / account).write_text("".join(f"{n}\n" for n in names))
+    port = free_port()
+    revoked = f"RevokedKeys {krl}\n" if krl is not None else ""
+    config = directory / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+        f"PidFile {directory / 'sshd.pid'}\n"
+        "AuthorizedKeysFile none\n"
+        f"TrustedUserCAKeys {directory / 'user_ca.pub'}\n"
+        f"AuthorizedPrincipalsFile {folder}/%u\n"
+        f"{revoked}"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nLogLevel VERBOSE\n"
+        f"{extra}"
+    )
+    os.chmod(config, 0o600)
+    log = (directory / "sshd.log").open("ab")
+    process = subprocess.Popen(  # fixed arguments
+        [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log
+    )
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return Sshd(directory, port, process)
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError((directory / "sshd.log").read_text()) from None
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("sshd did not start listening")
