@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.db import connection
 from django.http import HttpResponse
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -32,6 +34,7 @@ from garrison.server.accounts.sessions import META_USER, SessionStore
 from garrison.server.findings.actions import do_add_suppression
 from garrison.server.findings.sink import DatabaseSink
 from garrison.server.fleet.actions import do_add_host as add_host
+from garrison.server.ssh.actions import do_issue
 from tests.factories import Person, make_person, make_token, seed_finding
 
 SCHEMA: dict[str, Any] = SchemaGenerator().get_schema(request=None, public=True)
@@ -124,7 +127,22 @@ def world(db: None) -> World:
     suppression = do_add_suppression(
         admin.user, finding_type="Recon:EC2/Portscan", src="", host="", reason="lab", days=1
     )
+    public_key = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    certificate = do_issue(
+        None,
+        "user",
+        public_key,
+        key_id=target.user.username,
+        principals=[target.user.username],
+        valid_for=dt.timedelta(hours=1),
+    )
     values = {
+        "serial": str(certificate.serial),
         "suppression_id": suppression.public_id,
         "finding_id": seed_finding()["id"],
         "name": host.name,

@@ -65,11 +65,12 @@ def test_a_user_certificate_says_who_what_and_until_when(
     assert "deploy" in shown
     assert "source-address 10.0.0.0/8" in shown
     assert "permit-pty" in shown
-    assert "permit-port-forwarding" not in shown  # only where the role allows it
+    assert "permit-port-forwarding" in shown  # ProxyJump through the bastion needs it
+    assert "permit-agent-forwarding" not in shown  # only where the role allows it
     parsed = read_certificate(cert.read_text())
     assert parsed.valid_before - parsed.valid_after == 3600 + 300  # five minutes for skew
-    forwarding = _sign(authority, new_key(tmp_path / "fwd"), 4243, forwarding=True)
-    assert "permit-port-forwarding" in _keygen("-L", "-f", str(forwarding)).stdout
+    forwarding = _sign(authority, new_key(tmp_path / "fwd"), 4243, agent_forwarding=True)
+    assert "permit-agent-forwarding" in _keygen("-L", "-f", str(forwarding)).stdout
     assert fingerprint(pub.read_text()) in _keygen("-l", "-f", str(pub)).stdout
 
 

@@ -110,8 +110,8 @@ def sign(
     source_address: Annotated[
         str, typer.Option(help="Comma-separated CIDRs the certificate may be used from.")
     ] = "",
-    forwarding: Annotated[
-        bool, typer.Option(help="Permit port and agent forwarding (user certificates).")
+    agent_forwarding: Annotated[
+        bool, typer.Option(help="Permit agent forwarding (user certificates).")
     ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -151,7 +151,7 @@ def sign(
             principals=names,
             valid_for=valid_for,
             source_address=source_address,
-            forwarding=forwarding,
+            agent_forwarding=agent_forwarding,
         )
         audit_cli(
             settings,

@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ssh_cert_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 8
     ssh_cert_max_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 24
     ssh_host_cert_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30
+    ssh_bastion: Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9.-]+(:\d{1,5})?$")] = ""
 
     @property
     def collector_listen_port(self) -> int:
@@ -127,6 +128,7 @@ ALLOWED: dict[str, str] = {
     "ssh_cert_hours": "default lifetime of SSH user certificates in hours, 1 to 168",
     "ssh_cert_max_hours": "the longest SSH user certificate anyone may get, 1 to 168 hours",
     "ssh_host_cert_days": "lifetime of SSH host certificates in days, 1 to 365",
+    "ssh_bastion": "empty, or HOST[:PORT] of the SSH bastion that ssh_config snippets jump through",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -7,6 +7,7 @@ from garrison.server.audit import api as audit
 from garrison.server.findings import api as findings
 from garrison.server.fleet import api as fleet
 from garrison.server.logs import api as logs
+from garrison.server.ssh import api as ssh
 
 app_name = "api"
 urlpatterns = [
@@ -37,4 +38,11 @@ urlpatterns = [
     ),
     path("logs/streams", logs.StreamListView.as_view(), name="log-streams"),
     path("logs/search", logs.LogSearchView.as_view(), name="log-search"),
+    path("ssh/login", ssh.LoginView.as_view(), name="ssh-login"),
+    path("ssh/certificates", ssh.CertificateListView.as_view(), name="ssh-certificates"),
+    path(
+        "ssh/certificates/<str:serial>",
+        ssh.CertificateDetailView.as_view(),
+        name="ssh-certificate",
+    ),
 ]

@@ -43,9 +43,11 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9*]([a-z0-9*-]{0,61}[a-z0-9])?(\.[a-z0-9*]([a-z0-9*-]{0,61}[a-z0-9])?)*$"
 )
 MIN_RSA_BITS = 3072
-#: What every user certificate permits; forwarding only where the role allows it.
-USER_EXTENSIONS = (b"permit-pty",)
-FORWARDING_EXTENSIONS = (b"permit-port-forwarding", b"permit-agent-forwarding")
+#: What every user certificate permits: a terminal, and port forwarding, which ProxyJump through
+#: the bastion needs (where it may lead is the bastion's PermitOpen and each host's sshd_config).
+USER_EXTENSIONS = (b"permit-pty", b"permit-port-forwarding")
+#: Only where the role allows it: the agent's keys reachable from the host.
+AGENT_FORWARDING = b"permit-agent-forwarding"
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
 UserKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
@@ -222,7 +224,7 @@ class SSHAuthority:
         principals: Iterable[str],
         valid_for: dt.timedelta,
         source_address: str = "",
-        forwarding: bool = False,
+        agent_forwarding: bool = False,
         now: dt.datetime | None = None,
     ) -> Issued:
         """Certify `public_key_line` for `principals` (user names, or host names for a host
@@ -254,7 +256,7 @@ class SSHAuthority:
         if kind == "user":
             if source_address:
                 builder = builder.add_critical_option(b"source-address", source_address.encode())
-            for extension in USER_EXTENSIONS + (FORWARDING_EXTENSIONS if forwarding else ()):
+            for extension in USER_EXTENSIONS + ((AGENT_FORWARDING,) if agent_forwarding else ()):
                 builder = builder.add_extension(extension, b"")
         certificate = builder.sign(self._private(kind))
         line = certificate.public_bytes().decode() + f" {key_id}"

@@ -52,7 +52,7 @@ def do_issue(
     principals: list[str],
     valid_for: dt.timedelta,
     source_address: str = "",
-    forwarding: bool = False,
+    agent_forwarding: bool = False,
 ) -> Issued:
     """Sign `public_key` and record the certificate (a fresh random serial each time)."""
     authority = ssh_authority(settings.PREPARED)
@@ -66,7 +66,7 @@ def do_issue(
             principals=principals,
             valid_for=valid_for,
             source_address=source_address,
-            forwarding=forwarding,
+            agent_forwarding=agent_forwarding,
         )
         try:
             with transaction.atomic():
@@ -109,3 +109,25 @@ def publish_krl() -> None:
     """Write the KRL of every revoked, unexpired user certificate (atomic replace)."""
     authority = ssh_authority(settings.PREPARED)
     authority.write_krl(revoked_serials(), settings.PREPARED.data.ssh_krl)
+
+
+def principals_for(person: User) -> list[str]:
+    """What a person's certificate lets them log in as, through each host's principals files:
+    their own name, and their role (``role-admin``, ``role-operator``, ...)."""
+    return [person.username, f"role-{person.role}"]
+
+
+def do_issue_for_person(person: User, public_key: str, hours: float | None) -> Issued:
+    """A person's own certificate (they proved their second factor): principals from their
+    role, agent forwarding for operators and admins only."""
+    if person.is_machine:
+        raise PermissionDeniedError("machine identities get no SSH certificates; people do")
+    return do_issue(
+        person,
+        "user",
+        public_key,
+        key_id=person.username,
+        principals=principals_for(person),
+        valid_for=user_lifetime(hours),
+        agent_forwarding=person.role in OPERATE,
+    )

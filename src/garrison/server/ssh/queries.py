@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from garrison.server.accounts.models import User
+from garrison.server.accounts.roles import READ_ALL
 from garrison.server.ssh.models import Certificate
+
+
+def visible_to(actor: User) -> QuerySet[Certificate]:
+    """Every certificate for those who read fleet-wide data; one's own for the others."""
+    if actor.role in READ_ALL:
+        return Certificate.objects.all()
+    return Certificate.objects.filter(kind="user", key_id=actor.username)
 
 
 def revoked_serials() -> list[int]:

@@ -5,33 +5,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Certificate',
+            name="Certificate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('serial', models.PositiveBigIntegerField(unique=True)),
-                ('kind', models.CharField(choices=[('user', 'user'), ('host', 'host')], max_length=8)),
-                ('key_id', models.CharField(max_length=255)),
-                ('principals', models.JSONField(default=list)),
-                ('fingerprint', models.CharField(max_length=100)),
-                ('ca_fingerprint', models.CharField(max_length=100)),
-                ('source_address', models.CharField(blank=True, max_length=255)),
-                ('valid_after', models.DateTimeField()),
-                ('valid_before', models.DateTimeField()),
-                ('issued_by', models.CharField(max_length=150)),
-                ('issued_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_by', models.CharField(blank=True, max_length=150)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("serial", models.PositiveBigIntegerField(unique=True)),
+                (
+                    "kind",
+                    models.CharField(choices=[("user", "user"), ("host", "host")], max_length=8),
+                ),
+                ("key_id", models.CharField(max_length=255)),
+                ("principals", models.JSONField(default=list)),
+                ("fingerprint", models.CharField(max_length=100)),
+                ("ca_fingerprint", models.CharField(max_length=100)),
+                ("source_address", models.CharField(blank=True, max_length=255)),
+                ("valid_after", models.DateTimeField()),
+                ("valid_before", models.DateTimeField()),
+                ("issued_by", models.CharField(max_length=150)),
+                ("issued_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_by", models.CharField(blank=True, max_length=150)),
             ],
             options={
-                'ordering': ['-issued_at'],
+                "ordering": ["-issued_at"],
             },
         ),
     ]
