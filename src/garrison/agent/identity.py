@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import ssl
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from garrison.core.errors import UsageError
+from garrison.core.api_client import post_json
 from garrison.core.files import replace_private
 from garrison.core.tls import client_context
 
@@ -92,24 +90,14 @@ class Identity:
 
 def join(identity: Identity, server_url: str, token: str, server_ca: Path | None) -> str:
     """Spend a join token at the server: make a key, get the first certificate; the host name."""
-    if not server_url.startswith("https://"):
-        raise UsageError(f"the server URL must start with https://, not {server_url!r}")
     key_pem, csr = new_key_and_csr("joining-host")
-    context = ssl.create_default_context(cafile=str(server_ca) if server_ca else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    request = urllib.request.Request(  # noqa: S310  # https checked above
-        server_url.rstrip("/") + "/api/v1/agent/join",
-        data=json.dumps({"csr": csr.decode()}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-        method="POST",
+    body = post_json(
+        server_url,
+        "/api/v1/agent/join",
+        {"csr": csr.decode()},
+        token=token,
+        server_ca=server_ca,
+        what="the join",
     )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=30) as response:  # noqa: S310  # nosec B310
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
-        raise UsageError(f"the server refused the join: {detail}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot reach {server_url}: {exc}") from None
     identity.save(key_pem, body["certificate"].encode(), body["ca"].encode())
     return str(body["host"])

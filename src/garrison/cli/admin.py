@@ -13,24 +13,14 @@ from garrison.cli.common import (
     load_settings,
     migrate,
     out,
+    read_secret_file,
     setup_django,
 )
-from garrison.core.errors import GarrisonError, UsageError
+from garrison.core.errors import GarrisonError
 
 app = typer.Typer(
     help="Create admins and one-time links from the server's shell.", no_args_is_help=True
 )
-
-
-def _read_password(path: Path) -> str:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read password file {path}: {exc.strerror}") from None
-    password = text.rstrip("\r\n")
-    if not password:
-        raise UsageError(f"password file {path} is empty")
-    return password
 
 
 @app.command("create")
@@ -45,7 +35,7 @@ def create(
     data_dir: DataDirOption = None,
 ) -> None:
     """Create an account with a password and TOTP; prints the TOTP secret and recovery codes."""
-    password = _read_password(password_file)
+    password = read_secret_file(password_file, "password file")
     settings = load_settings(data_dir)
     setup_django()
     migrate()

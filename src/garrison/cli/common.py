@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from garrison.core import settings as garrison_settings
-from garrison.core.errors import ConfigError
+from garrison.core.errors import ConfigError, UsageError
 
 # soft_wrap: never fold a URL, secret or path when stdout is a pipe (journald, CI logs, scripts).
 out = Console(highlight=False, soft_wrap=True)
@@ -118,3 +118,16 @@ def configure_logging(settings: garrison_settings.Settings) -> None:
     handler.addFilter(RedactFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """A password or token kept in a file (its text without the final newline): secrets are
+    never passed as arguments, where `ps` shows them."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise UsageError(f"{what} {path} is empty")
+    return secret

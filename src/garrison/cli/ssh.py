@@ -16,6 +16,7 @@ from garrison.cli.common import (
     load_settings,
     migrate,
     out,
+    read_secret_file,
     setup_django,
 )
 from garrison.core.durations import duration
@@ -229,3 +230,83 @@ def list_certificates(data_dir: DataDirOption = None) -> None:
             cert.state,
         )
     out.print(table)
+
+
+def _secret_from(path: Path | None, prompt: str) -> str:
+    """A secret from a file, else typed at a hidden prompt."""
+    if path is None:
+        return str(typer.prompt(prompt, hide_input=True))
+    return read_secret_file(path, prompt.lower() + " file")
+
+
+@app.command("login")
+def login(
+    server: Annotated[str, typer.Option(help="The console URL, https://HOST:PORT.")],
+    user: Annotated[
+        str | None, typer.Option(help="Your username (then your password is asked).")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="A file holding one of your API tokens (instead of --user).")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="A file holding your password (else it is asked).")
+    ] = None,
+    code: Annotated[
+        str | None, typer.Option(help="The current TOTP code (else it is asked).")
+    ] = None,
+    key: Annotated[
+        Path, typer.Option(help="Your public key, certified in place (KEY-cert.pub beside it).")
+    ] = Path("~/.ssh/id_ed25519.pub"),
+    ttl: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 2h (default and maximum: the server's).")
+    ] = None,
+    server_ca: Annotated[
+        Path | None, typer.Option(help="CA file to trust for the server (Garrison's ca.crt).")
+    ] = None,
+    ssh_dir: Annotated[
+        Path, typer.Option(help="Where garrison_known_hosts and garrison_config are written.")
+    ] = Path("~/.ssh"),
+) -> None:
+    """Get a short-lived certificate for your key: plain `ssh HOST` then works through the
+    bastion, hosts checked by the host CA."""
+    from garrison.core.api_client import post_json  # noqa: PLC0415  # the only network call
+
+    if (user is None) == (token_file is None):
+        raise UsageError("say who you are: --user NAME (password) or --token-file FILE")
+    public_key = key.expanduser()
+    try:
+        text = public_key.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read your public key {public_key}: {exc.strerror}") from None
+    body: dict[str, object] = {"public_key": text}
+    if ttl is not None:
+        try:
+            body["ttl_hours"] = duration(ttl) / 3600
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    token = None
+    if token_file is not None:
+        token = _secret_from(token_file, "API token")
+    else:
+        body["username"] = user
+        body["password"] = _secret_from(password_file, "Password")
+    body["totp"] = code if code is not None else str(typer.prompt("TOTP code"))
+    issued = post_json(
+        server, "/api/v1/ssh/login", body, token=token, server_ca=server_ca, what="the login"
+    )
+    cert = _cert_path(public_key)
+    cert.write_text(str(issued["certificate"]) + "\n")
+    folder = ssh_dir.expanduser()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    known = folder / "garrison_known_hosts"
+    known.write_text("".join(f"{line}\n" for line in issued["known_hosts"]))
+    config = str(issued["ssh_config"]).replace("~/.ssh/garrison_known_hosts", str(known))
+    (folder / "garrison_config").write_text(config)
+    out.print(
+        f"certificate {issued['serial']} for {escape(', '.join(issued['principals']))} "
+        f"until {issued['valid_before']}: {cert}"
+    )
+    out.print(
+        f"Add [bold]Include {folder / 'garrison_config'}[/] at the top of ~/.ssh/config, "
+        "then plain `ssh HOST` goes through the bastion."
+    )
