@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,8 +93,12 @@ def start_sshd(
     *,
     krl: Path | None = None,
     extra: str = "",
+    listen: str = "127.0.0.1",
+    port: int | None = None,
+    wrap: Callable[[list[str]], list[str]] = list,
 ) -> Sshd:
-    """sshd -D on a free loopback port: certificates of `trusted_ca` only, no passwords."""
+    """sshd -D on a free port of `listen`: certificates of `trusted_ca` only, no passwords;
+    `wrap` runs it elsewhere (inside a network namespace)."""
     directory.mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     host_key = directory / "host_ed25519"
@@ -104,11 +109,11 @@ def start_sshd(
     folder.mkdir(exist_ok=True)
     for account, names in principals.items():
         (folder / account).write_text("".join(f"{n}\n" for n in names))
-    port = free_port()
+    port = port or free_port()
     revoked = f"RevokedKeys {krl}\n" if krl is not None else ""
     config = directory / "sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+        f"Port {port}\nListenAddress {listen}\nHostKey {host_key}\n"
         f"PidFile {directory / 'sshd.pid'}\n"
         "AuthorizedKeysFile none\n"
         f"TrustedUserCAKeys {directory / 'user_ca.pub'}\n"
@@ -119,19 +124,22 @@ def start_sshd(
         f"{extra}"
     )
     os.chmod(config, 0o600)
-    log = (directory / "sshd.log").open("ab")
-    process = subprocess.Popen(  # fixed arguments
-        [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log
-    )
-    log.close()
+    return Sshd(directory, port, run_logged(wrap([SSHD, "-D", "-e", "-f", str(config)]), directory))
+
+
+def run_logged(
+    argv: list[str], directory: Path, ready: str = "Server listening on"
+) -> subprocess.Popen[bytes]:
+    """Start a server whose output goes to ``sshd.log`` in `directory`; wait for `ready`."""
+    log_path = directory / "sshd.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=log)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return Sshd(directory, port, process)
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError((directory / "sshd.log").read_text()) from None
-            time.sleep(0.05)
+        if ready in log_path.read_text(errors="replace"):
+            return process
+        if process.poll() is not None:
+            raise RuntimeError(log_path.read_text(errors="replace"))
+        time.sleep(0.05)
     process.kill()
-    raise RuntimeError("sshd did not start listening")
+    raise RuntimeError(f"not ready: {log_path.read_text(errors='replace')}")

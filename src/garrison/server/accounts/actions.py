@@ -354,3 +354,16 @@ def do_end_all_sessions(user: User, *, keep_key: str | None = None) -> int:
         rows = rows.exclude(session_key=keep_key)
     deleted, _ = rows.delete()
     return deleted
+
+
+def verify_second_factor(person: User, code: str, ip: str | None) -> None:
+    """A fresh TOTP code of `person` for a sensitive step outside the console (an SSH
+    certificate, the bastion): each code works once, attempts are throttled like sign-in.
+    Run it outside a transaction that a refusal rolls back, so that failures are counted."""
+    attempt = throttle.begin(person.username, ip)
+    device = TOTPDevice.objects.filter(user=person).first()
+    if device is None or not totp.accept_code(device, code):
+        raise PermissionDeniedError(
+            "wrong or already used TOTP code", hint="wait for the next code and try again"
+        )
+    attempt.succeeded()

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from garrison.core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from garrison.server.accounts.actions import verify_second_factor
 from garrison.server.accounts.models import User
 from garrison.server.accounts.roles import OPERATE
 from garrison.server.bootstrap import ssh_authority
@@ -131,3 +132,21 @@ def do_issue_for_person(person: User, public_key: str, hours: float | None) -> I
         valid_for=user_lifetime(hours),
         agent_forwarding=person.role in OPERATE,
     )
+
+
+def do_check_bastion_login(
+    key_id: str, serial: int, key_fingerprint: str, code: str, ip: str | None
+) -> User:
+    """The bastion's second factor: the certificate sshd accepted must be one Garrison
+    issued (serial, key id and key agree), unrevoked and unexpired, its person active, and the
+    TOTP code theirs and fresh."""
+    cert = Certificate.objects.filter(serial=serial, kind="user").first()
+    if cert is None or cert.key_id != key_id or cert.fingerprint != key_fingerprint:
+        raise PermissionDeniedError(f"certificate {serial} was not issued by Garrison as it is")
+    if cert.state != "valid":
+        raise PermissionDeniedError(f"certificate {serial} is {cert.state}")
+    person = User.objects.filter(username=key_id, is_active=True, is_machine=False).first()
+    if person is None:
+        raise PermissionDeniedError(f"{key_id} is not an active person")
+    verify_second_factor(person, code, ip)
+    return person

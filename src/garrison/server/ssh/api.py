@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from garrison.core.errors import NotFoundError, PermissionDeniedError
-from garrison.server.accounts import throttle, totp
+from garrison.server.accounts import throttle
+from garrison.server.accounts.actions import verify_second_factor
 from garrison.server.accounts.api import api_user
 from garrison.server.accounts.middleware import client_ip
-from garrison.server.accounts.models import TOTPDevice, User
+from garrison.server.accounts.models import User
 from garrison.server.accounts.permissions import RolePermission
 from garrison.server.accounts.roles import SELF_SERVICE
 from garrison.server.api import Pagination
@@ -94,17 +95,6 @@ def _person(request: Request, data: dict[str, Any]) -> User:
     return user
 
 
-def _second_factor(request: Request, person: User, code: str) -> None:
-    """A fresh TOTP code of `person` (a code is accepted once; attempts are throttled)."""
-    attempt = throttle.begin(person.username, client_ip(request))
-    device = TOTPDevice.objects.filter(user=person).first()
-    if device is None or not totp.accept_code(device, code):
-        raise PermissionDeniedError(
-            "wrong or already used TOTP code", hint="wait for the next code and try again"
-        )
-    attempt.succeeded()
-
-
 def ssh_config(known_hosts: str = "~/.ssh/garrison_known_hosts") -> str:
     """The ``~/.ssh/config`` lines that make plain ``ssh host`` go through the bastion and
     check hosts by the host CA (``known_hosts`` holds the ``@cert-authority`` lines)."""
@@ -156,7 +146,7 @@ class LoginView(APIView):
             raise PermissionDeniedError(f"the {person.role} role gets no SSH certificates")
         actions.user_lifetime(v.get("ttl_hours"))  # bad input must not spend the code
         parse_user_key(v["public_key"])
-        _second_factor(request, person, v["totp"])
+        verify_second_factor(person, v["totp"], client_ip(request))
         issued = actions.do_issue_for_person(person, v["public_key"], v.get("ttl_hours"))
         authority = ssh_authority(settings.PREPARED)
         body = {
