@@ -1,0 +1,112 @@
+"""The agent's sshd configuration: applied, checked by sshd -t, never left broken."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from garrison.agent.sshconf import HostSSH, SSHBundle
+from garrison.core.errors import ConfigError, ValidationError
+from garrison.core.secrets import KeyRing
+from garrison.ssh.ca import SSHAuthority
+from tests.ssh.helpers import SSHD, Sshd, free_port, new_key, run_logged
+
+HOUR = dt.timedelta(hours=1)
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> SSHAuthority:
+    ca = SSHAuthority(tmp_path / "ssh", KeyRing.load_or_create(tmp_path / "kek"))
+    ca.init()
+    return ca
+
+
+def _host(tmp_path: Path) -> tuple[HostSSH, int, list[str]]:
+    """A host root with a Debian-like sshd_config that includes the drop-in folder."""
+    root = tmp_path / "host"
+    etc = root / "etc" / "ssh"
+    (etc / "sshd_config.d").mkdir(parents=True)
+    new_key(etc / "ssh_host_ed25519_key")
+    port = free_port()
+    (etc / "sshd_config").write_text(
+        f"Include {etc}/sshd_config.d/*.conf\n"
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {etc}/ssh_host_ed25519_key\n"
+        f"PidFile {root}/run/sshd.pid\nAuthorizedKeysFile none\nUsePAM no\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nLogLevel VERBOSE\n"
+    )
+    (root / "run").mkdir()
+    reloads: list[str] = []
+    return HostSSH(root, reload=lambda: reloads.append("reload")), port, reloads
+
+
+def _bundle(authority: SSHAuthority, revoked: list[int], tmp_path: Path) -> SSHBundle:
+    krl = tmp_path / "krl"
+    authority.write_krl(revoked, krl)
+    return SSHBundle(
+        user_ca=authority.trusted("user"),
+        krl=krl.read_bytes(),
+        principals={"root": ["role-admin"]},
+    )
+
+
+def _login(server: Sshd, key: Path) -> int:
+    return server.ssh(key).returncode
+
+
+def test_applied_then_a_certificate_logs_in_and_a_revocation_applies(
+    tmp_path: Path, authority: SSHAuthority
+) -> None:
+    host, port, reloads = _host(tmp_path)
+    assert host.apply(_bundle(authority, [], tmp_path))
+    assert reloads == ["reload"]  # the drop-in is new
+    assert not host.apply(_bundle(authority, [], tmp_path))  # nothing changed, nothing done
+    config = host.etc / "sshd_config"
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    server = Sshd(
+        host.root, port, run_logged([str(SSHD), "-D", "-e", "-f", str(config)], host.root)
+    )
+    try:
+        key = tmp_path / "admin"
+        new_key(key)
+        issued = authority.sign(
+            "user", Path(f"{key}.pub").read_text(), serial=31, key_id="ana",
+            principals=["ana", "role-admin"], valid_for=HOUR,
+        )  # fmt: skip
+        Path(f"{key}-cert.pub").write_text(issued.certificate + "\n")
+        assert _login(server, key) == 0, server.log
+        host.apply(_bundle(authority, [31], tmp_path))
+        assert reloads == ["reload"]  # a KRL is read at each login: no reload needed
+        assert _login(server, key) == 255
+    finally:
+        server.stop()
+
+
+def test_a_configuration_sshd_refuses_is_rolled_back(
+    tmp_path: Path, authority: SSHAuthority
+) -> None:
+    host, _, reloads = _host(tmp_path)
+    host.apply(_bundle(authority, [], tmp_path))
+    before = {p: p.read_bytes() for p in host.own.rglob("*") if p.is_file()}
+    main = host.etc / "sshd_config"
+    main.write_text(main.read_text() + "NoSuchOption yes\n")  # someone broke the main config
+    new = SSHBundle(["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"], b"", {"deploy": ["role-developer"]})
+    with pytest.raises(ConfigError, match="NoSuchOption"):
+        host.apply(new)
+    after = {p: p.read_bytes() for p in host.own.rglob("*") if p.is_file()}
+    assert after == before  # every file as it was; nothing reloaded
+    assert reloads == ["reload"]
+
+
+def test_replies_are_checked_before_anything_is_written(tmp_path: Path) -> None:
+    good = {"user_ca": ["ssh-ed25519 AAAA"], "krl": "", "principals": {"root": ["role-admin"]}}
+    assert SSHBundle.from_reply(good).principals == {"root": ["role-admin"]}
+    for bad, message in (
+        ({**good, "user_ca": ["ssh-ed25519 AAAA\nPermitRootLogin yes"]}, "user CA"),
+        ({**good, "principals": {"../etc": ["x"]}}, "principals entry"),
+        ({**good, "principals": {"root": ["x y"]}}, "bad principal"),
+        ({**good, "krl": "%%%"}, "not base64"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            SSHBundle.from_reply(bad)
