@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import subprocess
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from garrison.logstore.store import Store
 from garrison.pipeline.collector import Collector
 from tests.pipeline.journals import needs_journal_remote, sshd_entry, write_journal
 from tests.pipeline.world import loopback_collector
+from tests.ssh.helpers import host_root
 
 
 @dataclass
@@ -261,3 +263,51 @@ def test_replay_equals_live_through_agent_collector_and_detector(rig: Rig, tmp_p
         "ssh_bruteforce_fast",
         "ssh_success_after_bruteforce",
     }
+
+
+def test_the_agent_keeps_sshd_trusting_garrison(tmp_path: Path) -> None:
+    """From the collector: CA keys, KRL, principals and a host certificate for the host's own
+    key and name; kept until due; a revocation arrives with the next refresh; a configuration
+    sshd refuses is reported once and changes nothing."""
+    world = loopback_collector(tmp_path, ssh=True)
+    thread = threading.Thread(target=world.collector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        state = tmp_path / "agent"
+        key_pem, csr = new_key_and_csr("web-1")
+        Identity(state / "identity").save(
+            key_pem, world.ca.sign_client(csr, "web-1", 60), world.ca.cert_path.read_bytes()
+        )
+        host, _, _ = host_root(tmp_path)
+        host_port = world.collector.address
+        agent = Agent(state, f"https://{host_port[0]}:{host_port[1]}", [], ssh=host)
+        agent.refresh_ssh(force=True)
+        certificate = host.host_certificate.read_text()
+        shown = subprocess.run(
+            ["ssh-keygen", "-L", "-f", str(host.host_certificate)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "host certificate" in shown
+        assert "web-1" in shown
+        assert (host.own / "principals" / "root").read_text() == "role-admin\n"
+        agent.refresh_ssh(force=True)
+        assert host.host_certificate.read_text() == certificate  # not due: kept
+        authority = world.collector.ssh.authority  # type: ignore[union-attr]
+        authority.write_krl([99], world.data.ssh_krl)
+        agent.refresh_ssh(force=True)
+        assert (host.own / "revoked.krl").read_bytes() == world.data.ssh_krl.read_bytes()
+        main = host.etc / "sshd_config"
+        main.write_text(main.read_text() + "NoSuchOption yes\n")
+        authority.write_krl([99, 100], world.data.ssh_krl)
+        agent.refresh_ssh(force=True)
+        agent.refresh_ssh(force=True)
+        refusals = [a for a in agent.pending_alerts if "sshd" in a["message"]]
+        assert len(refusals) == 1
+        assert "NoSuchOption" in refusals[0]["reason"]
+        assert (host.own / "revoked.krl").read_bytes() != world.data.ssh_krl.read_bytes()
+        audit = [r.event()["action"] for r in world.store.stream("audit").read(0, 100)]
+        assert audit.count("collector.host-certificate.post") == 1
+    finally:
+        world.collector.shutdown()
+        thread.join(5)
+        world.store.close()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from garrison.agent.sshconf import HostSSH, SSHBundle
+from garrison.agent.sshconf import SSHBundle
 from garrison.core.errors import ConfigError, ValidationError
 from garrison.core.secrets import KeyRing
 from garrison.ssh.ca import SSHAuthority
-from tests.ssh.helpers import SSHD, Sshd, free_port, new_key, run_logged
+from tests.ssh.helpers import SSHD, Sshd, host_root, new_key, run_logged
 
 HOUR = dt.timedelta(hours=1)
 
@@ -21,24 +21,6 @@ def authority(tmp_path: Path) -> SSHAuthority:
     ca = SSHAuthority(tmp_path / "ssh", KeyRing.load_or_create(tmp_path / "kek"))
     ca.init()
     return ca
-
-
-def _host(tmp_path: Path) -> tuple[HostSSH, int, list[str]]:
-    """A host root with a Debian-like sshd_config that includes the drop-in folder."""
-    root = tmp_path / "host"
-    etc = root / "etc" / "ssh"
-    (etc / "sshd_config.d").mkdir(parents=True)
-    new_key(etc / "ssh_host_ed25519_key")
-    port = free_port()
-    (etc / "sshd_config").write_text(
-        f"Include {etc}/sshd_config.d/*.conf\n"
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {etc}/ssh_host_ed25519_key\n"
-        f"PidFile {root}/run/sshd.pid\nAuthorizedKeysFile none\nUsePAM no\n"
-        "PermitRootLogin prohibit-password\nStrictModes no\nLogLevel VERBOSE\n"
-    )
-    (root / "run").mkdir()
-    reloads: list[str] = []
-    return HostSSH(root, reload=lambda: reloads.append("reload")), port, reloads
 
 
 def _bundle(authority: SSHAuthority, revoked: list[int], tmp_path: Path) -> SSHBundle:
@@ -58,7 +40,7 @@ def _login(server: Sshd, key: Path) -> int:
 def test_applied_then_a_certificate_logs_in_and_a_revocation_applies(
     tmp_path: Path, authority: SSHAuthority
 ) -> None:
-    host, port, reloads = _host(tmp_path)
+    host, port, reloads = host_root(tmp_path)
     assert host.apply(_bundle(authority, [], tmp_path))
     assert reloads == ["reload"]  # the drop-in is new
     assert not host.apply(_bundle(authority, [], tmp_path))  # nothing changed, nothing done
@@ -86,7 +68,7 @@ def test_applied_then_a_certificate_logs_in_and_a_revocation_applies(
 def test_a_configuration_sshd_refuses_is_rolled_back(
     tmp_path: Path, authority: SSHAuthority
 ) -> None:
-    host, _, reloads = _host(tmp_path)
+    host, _, reloads = host_root(tmp_path)
     host.apply(_bundle(authority, [], tmp_path))
     before = {p: p.read_bytes() for p in host.own.rglob("*") if p.is_file()}
     main = host.etc / "sshd_config"

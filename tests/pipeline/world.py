@@ -12,6 +12,14 @@ from garrison.core.tls import mtls_server_context
 from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline.collector import Collector
+from garrison.ssh.ca import SSHAuthority
+from garrison.ssh.hosts import HostTrust
+
+
+def _host_trust(data: DataDir, keyring: KeyRing) -> HostTrust:
+    authority = SSHAuthority(data.ssh, keyring)
+    authority.init()
+    return HostTrust(authority, data.ssh_krl, {"root": ["role-admin"]}, 30)
 
 
 @dataclass
@@ -24,9 +32,12 @@ class Loopback:
     collector: Collector
 
 
-def loopback_collector(tmp_path: Path, *, renew_minutes: int | None = None) -> Loopback:
+def loopback_collector(
+    tmp_path: Path, *, renew_minutes: int | None = None, ssh: bool = False
+) -> Loopback:
     """The CA (with the collector's server certificate), a store, and a collector on port 0
-    that renews host certificates for `renew_minutes` (not at all when None)."""
+    that renews host certificates for `renew_minutes` (not at all when None) and, with `ssh`,
+    serves hosts' SSH configuration (``root`` for ``role-admin``)."""
     data = DataDir(tmp_path / "data").ensure()
     keyring = KeyRing.load_or_create(data.kek)
     ca = CertificateAuthority(data.pki, keyring)
@@ -44,5 +55,6 @@ def loopback_collector(tmp_path: Path, *, renew_minutes: int | None = None) -> L
         renew=(lambda host, csr: ca.sign_client(csr, host, renew_minutes))
         if renew_minutes
         else None,
+        ssh=_host_trust(data, keyring) if ssh else None,
     )
     return Loopback(data, ca, store, collector)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from garrison.agent.sshconf import HostSSH
+
 SSHD = "/usr/sbin/sshd"
 KEYGEN = shutil.which("ssh-keygen") or "ssh-keygen"
 SSH = shutil.which("ssh") or "ssh"
@@ -143,3 +145,22 @@ def run_logged(
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"not ready: {log_path.read_text(errors='replace')}")
+
+
+def host_root(tmp_path: Path) -> tuple[HostSSH, int, list[str]]:
+    """A host's root with a Debian-like sshd_config that includes the drop-in folder, the
+    `HostSSH` for it (reloads recorded, not done) and the port its sshd would use."""
+    root = tmp_path / "host"
+    etc = root / "etc" / "ssh"
+    (etc / "sshd_config.d").mkdir(parents=True)
+    new_key(etc / "ssh_host_ed25519_key")
+    port = free_port()
+    (etc / "sshd_config").write_text(
+        f"Include {etc}/sshd_config.d/*.conf\n"
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {etc}/ssh_host_ed25519_key\n"
+        f"PidFile {root}/run/sshd.pid\nAuthorizedKeysFile none\nUsePAM no\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nLogLevel VERBOSE\n"
+    )
+    (root / "run").mkdir()
+    reloads: list[str] = []
+    return HostSSH(root, reload=lambda: reloads.append("reload")), port, reloads

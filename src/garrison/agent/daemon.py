@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 import msgspec
 
-from garrison.agent.identity import Identity, new_key_and_csr
-from garrison.core.errors import GarrisonError, UsageError
+from garrison.agent.identity import RENEW_AT, Identity, new_key_and_csr
+from garrison.agent.sshconf import HostSSH, SSHBundle
+from garrison.core.errors import ConfigError, GarrisonError, UsageError, ValidationError
 from garrison.events.parsers import events_parser, make_parser
 from garrison.events.regex_format import PREFIX
 from garrison.events.schema import certify_host
@@ -32,12 +33,14 @@ from garrison.pipeline.journal import JournalPosition, JournalTailer
 from garrison.pipeline.ship import BACKOFF_MAX, ShipError, Shipper, jittered
 from garrison.pipeline.spool import Spool
 from garrison.pipeline.tail import Position, Tailer
+from garrison.ssh.ca import read_certificate
 
 log = logging.getLogger("garrison.agent")
 
 BATCH_LINES = 5000
 SPOOL_BYTES = 256 * 1024 * 1024
 HEARTBEAT_SECONDS = 60.0
+SSH_REFRESH_SECONDS = 300.0
 _HEADER_END = b"\n"
 JOURNAL = "journal"
 
@@ -201,7 +204,14 @@ class _Follower:
 class Agent:
     """Follows its sources and ships them to the collector as its host."""
 
-    def __init__(self, state: Path, collector_url: str, sources: list[Source]) -> None:
+    def __init__(
+        self,
+        state: Path,
+        collector_url: str,
+        sources: list[Source],
+        *,
+        ssh: HostSSH | None = None,
+    ) -> None:
         self.identity = Identity(state / "identity")
         if not self.identity.exists():
             raise GarrisonError(
@@ -214,6 +224,9 @@ class Agent:
         self.pending_alerts: list[dict[str, Any]] = []
         self.shipper = Shipper(collector_url, self.identity.context())
         self._last_contact = -HEARTBEAT_SECONDS
+        self.ssh = ssh
+        self._ssh_refreshed = -SSH_REFRESH_SECONDS
+        self._ssh_refusal = ""
 
     def renew_if_due(self, now: dt.datetime | None = None) -> bool:
         """Get a new certificate (and key) from the collector when a third of its life is left."""
@@ -231,6 +244,58 @@ class Agent:
         self.shipper = Shipper(self.collector_url, self.identity.context())
         log.info("agent: certificate renewed until %s", self.identity.not_after().isoformat())
         return True
+
+    def refresh_ssh(self, *, force: bool = False) -> None:
+        """Every `SSH_REFRESH_SECONDS`: what sshd must trust from the collector (and a host
+        certificate when there is none or a third of its life is left), applied by `HostSSH`;
+        a refusal is logged and reported once, and the previous configuration stays."""
+        if self.ssh is None:
+            return
+        if not force and time.monotonic() - self._ssh_refreshed < SSH_REFRESH_SECONDS:
+            return
+        reply = self.shipper.request("GET", "/v1/ssh")
+        reply["host_certificate"] = self._host_certificate(self.ssh)
+        try:
+            self.ssh.apply(SSHBundle.from_reply(reply))
+        except (ConfigError, ValidationError) as exc:
+            log.error("agent: %s", exc)
+            if exc.message != self._ssh_refusal:
+                self.pending_alerts.append(
+                    {
+                        "class": "application_log",
+                        "time": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+                        "message": "agent: sshd configuration refused",
+                        "reason": exc.message,
+                    }
+                )
+            self._ssh_refusal = exc.message
+        else:
+            self._ssh_refusal = ""
+        self._ssh_refreshed = time.monotonic()
+
+    def _host_certificate(self, ssh: HostSSH) -> str:
+        """The host certificate to keep: the current one, or a new one when it is missing or
+        has a third of its life left; empty without a host key."""
+        if not ssh.host_key.exists():
+            return ""
+        if ssh.host_certificate.exists():
+            current = ssh.host_certificate.read_text().strip()
+            try:
+                cert = read_certificate(current)
+            except ValidationError:
+                cert = None
+            if cert is not None:
+                life = cert.valid_before - cert.valid_after
+                if cert.valid_before - time.time() > life * RENEW_AT:
+                    return current
+        reply = self.shipper.request(
+            "POST",
+            "/v1/ssh/host-certificate",
+            json.dumps({"public_key": ssh.host_key.read_text()}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        log.info("agent: new SSH host certificate (serial %s)", reply.get("serial"))
+        return str(reply["certificate"])
 
     def _alerts(self) -> list[dict[str, Any]]:
         """Spools past 80% of their bound, each reported once per crossing."""
@@ -264,6 +329,7 @@ class Agent:
         sent = 0
         try:
             self.renew_if_due()
+            self.refresh_ssh()
             if self.pending_alerts:
                 batch_id = (
                     f"alert.{hashlib.sha256(repr(self.pending_alerts).encode()).hexdigest()[:32]}"

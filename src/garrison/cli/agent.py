@@ -68,16 +68,26 @@ def run_cmd(
             "Default: agent_watch, else the auth and nginx logs."
         ),
     ] = None,
+    manage_ssh: Annotated[
+        bool | None,
+        typer.Option(
+            "--manage-ssh/--no-manage-ssh",
+            help="Keep this host's sshd trusting Garrison's certificates (default: "
+            "agent_manage_ssh).",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Follow the sources and ship them until SIGTERM or Ctrl-C."""
     from garrison.agent.daemon import Agent, Source  # noqa: PLC0415  # agent-only imports
+    from garrison.agent.sshconf import HostSSH  # noqa: PLC0415
 
     settings = load_settings(data_dir)
     configure_logging(settings)
     url = collector or local_collector(settings)
     sources = [Source.parse(spec) for spec in (watch or settings.agent_watch or default_watch())]
-    agent = Agent(settings.data_path / "agent", url, sources)
+    manage = settings.agent_manage_ssh if manage_ssh is None else manage_ssh
+    agent = Agent(settings.data_path / "agent", url, sources, ssh=HostSSH() if manage else None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

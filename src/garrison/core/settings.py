@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -66,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ssh_cert_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 8
     ssh_cert_max_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 24
     ssh_host_cert_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30
+    ssh_principals: list[str] = msgspec.field(default_factory=lambda: ["root:role-admin"])
+    agent_manage_ssh: bool = False
     ssh_bastion: Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9.-]+(:\d{1,5})?$")] = ""
 
     @property
@@ -128,6 +130,9 @@ ALLOWED: dict[str, str] = {
     "ssh_cert_hours": "default lifetime of SSH user certificates in hours, 1 to 168",
     "ssh_cert_max_hours": "the longest SSH user certificate anyone may get, 1 to 168 hours",
     "ssh_host_cert_days": "lifetime of SSH host certificates in days, 1 to 365",
+    "ssh_principals": "a list of ACCOUNT:PRINCIPAL: who may log in as which account on hosts "
+    "(in the environment: comma-separated)",
+    "agent_manage_ssh": "true: the agent keeps the host's sshd trusting Garrison's certificates",
     "ssh_bastion": "empty, or HOST[:PORT] of the SSH bastion that ssh_config snippets jump through",
 }
 
@@ -157,8 +162,14 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
             f"(from {sources['digest_webhook_url']}): expected {ALLOWED['digest_webhook_url']}"
         )
     from garrison.detect.notify import Route, smtp_parts  # noqa: PLC0415  # their own checks
+    from garrison.ssh.hosts import parse_principals  # noqa: PLC0415
 
-    for key, check in (("notify_routes", Route.parse), ("notify_smtp_url", smtp_parts)):
+    checks: tuple[tuple[str, Callable[[str], object]], ...] = (
+        ("notify_routes", Route.parse),
+        ("notify_smtp_url", smtp_parts),
+        ("ssh_principals", lambda spec: parse_principals([spec])),
+    )
+    for key, check in checks:
         specs = values.get(key) or []
         for spec in specs if isinstance(specs, list) else [specs]:
             try:

@@ -77,11 +77,14 @@ from garrison.pipeline import activity as host_activity
 from garrison.pipeline.activity import HostActivity
 from garrison.pipeline.syslog_tls import SyslogTLSServer
 from garrison.pipeline.tls_server import MTLSServerMixin
+from garrison.ssh.ca import SSHAuthority
+from garrison.ssh.hosts import HostTrust, parse_principals
 
 log = logging.getLogger("garrison.collector")
 
 #: Streams a host may ship to.
 STREAMS = frozenset({"web", "ssh", "app", "flow", "system", "raw", DEMO_STREAM})
+SSH_PATHS = frozenset({"/v1/ssh", "/v1/ssh/host-certificate"})
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 #: Largest request body, compressed or not, and largest decompressed body.
 MAX_BODY = 8 * 1024 * 1024
@@ -365,7 +368,15 @@ class _Handler(BaseHTTPRequestHandler):
                     reply = collector.renew_for(peer, self._read_body())
                     collector.audit(peer, self._request_facts(method, path), 200)
                     self._send(200, reply)
-            elif path in {"/v1/health", "/v1/batches", "/v1/renew"}:
+            elif path == "/v1/ssh" and method == "GET":
+                self._send(200, collector.ssh_bundle())
+            elif path == "/v1/ssh/host-certificate" and method == "POST":
+                with collector.slot():
+                    reply = collector.host_certificate_for(peer, self._read_body())
+                    facts = self._request_facts(method, path)
+                    collector.audit(peer, facts, 200, parameters={"serial": reply["serial"]})
+                    self._send(200, reply)
+            elif path in {"/v1/health", "/v1/batches", "/v1/renew", *SSH_PATHS}:
                 self.close_connection = True
                 self._send(
                     405,
@@ -486,11 +497,13 @@ class Collector:
         max_inflight: int = 8,
         max_connections: int | None = None,
         renew: Callable[[str, bytes], bytes] | None = None,
+        ssh: HostTrust | None = None,
     ) -> None:
         if max_inflight < 1:
             raise ValidationError("max_inflight must be at least 1")
         self.store = store
         self.renew = renew
+        self.ssh = ssh
         self.ssl_context = ssl_context
         self.revocations = Revocations(revocations_path)
         self.inflight = threading.BoundedSemaphore(max_inflight)
@@ -557,6 +570,24 @@ class Collector:
         chain = self.renew(peer.host, csr.encode())
         log.info("collector: renewed the certificate of %s", peer.host)
         return {"host": peer.host, "certificate": chain.decode()}
+
+    def ssh_bundle(self) -> dict[str, Any]:
+        """What the host's sshd must trust (404 where the collector serves no SSH)."""
+        if self.ssh is None:
+            raise NotFoundError("SSH configuration is not served here")
+        return self.ssh.bundle()
+
+    def host_certificate_for(self, peer: Peer, body: bytes) -> dict[str, str]:
+        """A host certificate for the authenticated host's key (in `body`)."""
+        if self.ssh is None:
+            raise NotFoundError("SSH host certificates are not served here")
+        try:
+            key = msgspec.json.decode(body, type=dict[str, str])["public_key"]
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
+            raise UsageError('send {"public_key": "ssh-ed25519 AAAA..."}') from None
+        issued = self.ssh.host_certificate(peer.host, key)
+        log.info("collector: SSH host certificate %d for %s", issued.serial, peer.host)
+        return {"certificate": issued.certificate, "serial": str(issued.serial)}
 
     def audit(
         self,
@@ -659,6 +690,18 @@ def _publish_forever(stop: threading.Event, activity: HostActivity, path: Path) 
             log.error("collector: cannot publish host activity: %s", exc)
 
 
+def _host_trust(settings: Settings, data: DataDir, keyring: KeyRing) -> HostTrust:
+    authority = SSHAuthority(data.ssh, keyring)
+    if not authority.exists():
+        authority.init()
+    return HostTrust(
+        authority,
+        data.ssh_krl,
+        parse_principals(settings.ssh_principals),
+        settings.ssh_host_cert_days,
+    )
+
+
 def run(settings: Settings, *, max_inflight: int = 8) -> None:
     """Run the collector of a data dir until interrupted (the CLI wires this)."""
     data = DataDir(settings.data_path).ensure()
@@ -679,6 +722,7 @@ def run(settings: Settings, *, max_inflight: int = 8) -> None:
             revocations_path=data.revocations,
             renew=lambda host, csr: ca.sign_client(csr, host, settings.host_cert_minutes),
             max_inflight=max_inflight,
+            ssh=_host_trust(settings, data, keyring),
         )
         collector.activity.remember_addresses(host_activity.read(data.activity))
         keeper = threading.Thread(
