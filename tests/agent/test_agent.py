@@ -307,6 +307,7 @@ def test_the_agent_keeps_sshd_trusting_garrison(tmp_path: Path) -> None:
         assert (host.own / "revoked.krl").read_bytes() != world.data.ssh_krl.read_bytes()
         audit = [r.event()["action"] for r in world.store.stream("audit").read(0, 100)]
         assert audit.count("collector.host-certificate.post") == 1
+        agent.close()
     finally:
         world.collector.shutdown()
         thread.join(5)
