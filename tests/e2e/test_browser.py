@@ -411,6 +411,7 @@ def test_console_pages_have_no_serious_accessibility_violations(
             ("logs", "/logs/"),
             ("findings", "/findings/"),
             ("suppressions", "/findings/suppressions/"),
+            ("ssh", "/ssh/"),
             ("users", "/users/"),  # last: the invitation below is made on this page
         ]:
             page.goto(path)

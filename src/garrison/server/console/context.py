@@ -12,6 +12,7 @@ SECTIONS = [
     ("findings:list", "Findings"),
     ("logs:search", "Logs"),
     ("fleet:hosts", "Hosts"),
+    ("ssh:page", "SSH"),
     ("console:access", "Access"),
     ("console:backups", "Backups"),
     ("console:trust", "Trust"),

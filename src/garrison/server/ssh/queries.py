@@ -25,3 +25,10 @@ def revoked_serials() -> list[int]:
             kind="user", revoked_at__isnull=False, valid_before__gt=timezone.now()
         ).values_list("serial", flat=True)
     )
+
+
+def live_certificates() -> QuerySet[Certificate]:
+    """User certificates valid right now (who holds access), soonest to expire first."""
+    return Certificate.objects.filter(
+        kind="user", revoked_at__isnull=True, valid_before__gt=timezone.now()
+    ).order_by("valid_before")
