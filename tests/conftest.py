@@ -1,7 +1,9 @@
-"""Shared fixtures: people of each role, signed-in console clients, API clients with tokens."""
+"""Shared fixtures: people of each role, signed-in console clients, API clients with tokens,
+a webhook receiver."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from rest_framework.test import APIClient
 
 from garrison.server.accounts import views
 from garrison.server.accounts.middleware import AUTH_AT
+from tests.detect.helpers import Receiver
 from tests.factories import Person, make_person, make_token
 
 
@@ -56,3 +59,12 @@ def api_client(person: Person, *, write: bool = True) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(person.user, write=write)}")
     return client
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback HTTP endpoint that records what it is sent (webhooks, notifications)."""
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()

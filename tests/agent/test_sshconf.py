@@ -9,18 +9,15 @@ import pytest
 
 from garrison.agent.sshconf import SSHBundle
 from garrison.core.errors import ConfigError, ValidationError
-from garrison.core.secrets import KeyRing
 from garrison.ssh.ca import SSHAuthority
-from tests.ssh.helpers import SSHD, Sshd, host_root, new_key, run_logged
+from tests.ssh.helpers import SSHD, Sshd, host_root, new_authority, new_key, run_logged
 
 HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture
 def authority(tmp_path: Path) -> SSHAuthority:
-    ca = SSHAuthority(tmp_path / "ssh", KeyRing.load_or_create(tmp_path / "kek"))
-    ca.init()
-    return ca
+    return new_authority(tmp_path)
 
 
 def _bundle(authority: SSHAuthority, revoked: list[int], tmp_path: Path) -> SSHBundle:

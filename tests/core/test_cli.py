@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyotp
 
 from garrison import __version__
-
-
-def garrison(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a subprocess with a clean Garrison environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GARRISON_", "DJANGO_"))}
-    argv = [sys.executable, "-m", "garrison", *args]
-    if data_dir is not None:
-        argv += ["--data-dir", str(data_dir)]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+from tests.cli import garrison
 
 
 def test_version_and_help() -> None:

@@ -29,14 +29,6 @@ from tests.factories import seed_finding
 KEY = b"test-key"
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import garrison_env
+
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
@@ -47,18 +49,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-def garrison_env(**extra: str) -> dict[str, str]:
-    """This environment without Garrison or Django settings (pytest-django sets both)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("GARRISON_") and k != "DJANGO_SETTINGS_MODULE"
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
 
 
 def stop_pid(proc: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> int:

@@ -28,7 +28,7 @@ import pytest
 
 from garrison.core.secrets import KeyRing
 from garrison.ssh.ca import SSHAuthority
-from tests.e2e.conftest import garrison_env
+from tests.cli import garrison
 from tests.netns import Namespaces, namespaces
 from tests.ssh.helpers import SSH, Sshd, new_key, run_logged, start_sshd
 
@@ -38,14 +38,7 @@ PAM_FILE = Path("/etc/pam.d/garrison-bastion")
 
 
 def _garrison(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "garrison", *args, "--data-dir", str(data)],
-        env=garrison_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return garrison(*args, data_dir=data)
 
 
 @pytest.fixture(scope="module")

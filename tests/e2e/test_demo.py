@@ -4,36 +4,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
+from tests.cli import garrison
 from tests.detect.helpers import Receiver
-from tests.e2e.conftest import free_port, garrison_env, start_garrison
+from tests.e2e.conftest import free_port, start_garrison
 
 NOTIFY_TIMEOUT = 30.0
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
 def _garrison(data_dir: Path, port: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # our own CLI, fixed arguments
-        [sys.executable, "-m", "garrison", *args, "--data-dir", str(data_dir)],
-        env=garrison_env(GARRISON_PORT=str(port)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return garrison(*args, data_dir=data_dir, env={"GARRISON_PORT": str(port)})
 
 
 def test_demo_goes_through_the_pipeline_and_is_removed(tmp_path: Path, receiver: Receiver) -> None:

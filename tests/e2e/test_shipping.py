@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from garrison.logstore.store import Store
-from tests.e2e.conftest import free_port, garrison_env, start_garrison
+from tests.cli import garrison_env
+from tests.e2e.conftest import free_port, start_garrison
 
 LINES = 1_000_000
 DEADLINE = 300.0

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
 
-from tests.e2e.conftest import Garrison, free_port, garrison_env, start_garrison
+from tests.cli import garrison
+from tests.e2e.conftest import Garrison, free_port, start_garrison
 from tests.ssh.helpers import new_key, start_sshd
 
 
@@ -27,22 +26,11 @@ def server(tmp_path: Path) -> Iterator[Garrison]:
         running.stop()
 
 
-def _garrison(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # our own CLI, fixed arguments
-        [sys.executable, "-m", "garrison", *args],
-        env=garrison_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_login_then_plain_ssh(server: Garrison, tmp_path: Path) -> None:
     password = tmp_path / "pw"
     password.write_text("a long and unusual passphrase 77\n")
     os.chmod(password, 0o600)
-    made = _garrison(
+    made = garrison(
         "admin", "create", "--username", "olga", "--role", "operator",
         "--password-file", str(password), "--data-dir", str(server.data_dir),
     )  # fmt: skip
@@ -52,7 +40,7 @@ def test_login_then_plain_ssh(server: Garrison, tmp_path: Path) -> None:
     key = tmp_path / "id_ed25519"
     new_key(key)
     ssh_dir = tmp_path / "dot-ssh"
-    login = _garrison(
+    login = garrison(
         "ssh", "login", "--server", server.url, "--user", "olga",
         "--password-file", str(password), "--code", pyotp.TOTP(secret[1]).now(),
         "--key", str(key) + ".pub", "--ttl", "2h", "--server-ca", str(server.ca_path),
@@ -73,7 +61,7 @@ def test_login_then_plain_ssh(server: Garrison, tmp_path: Path) -> None:
     finally:
         sshd.stop()
 
-    again = _garrison(
+    again = garrison(
         "ssh", "login", "--server", server.url, "--user", "olga",
         "--password-file", str(password), "--code", pyotp.TOTP(secret[1]).now(),
         "--key", str(key) + ".pub", "--server-ca", str(server.ca_path),

@@ -7,19 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import Garrison, free_port, garrison_env, start_garrison
+from tests.cli import garrison, garrison_env
+from tests.e2e.conftest import Garrison, free_port, start_garrison
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a garrison command on `data_dir` with a clean environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "garrison", *args, "--data-dir", str(data_dir)],
-        env=garrison_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """Run a garrison command on `data_dir`."""
+    return garrison(*args, data_dir=data_dir)
 
 
 def test_cli_and_server_write_one_audit_stream_and_it_verifies(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.e2e.conftest import HOST, Garrison, garrison_env
+from tests.cli import garrison_env
+from tests.e2e.conftest import HOST, Garrison
 
 LEGACY = "DEFAULT:@SECLEVEL=0"
 TIMEOUT = 10.0

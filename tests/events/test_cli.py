@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.core.test_cli import garrison
+from tests.cli import garrison
 
 LINES = [
     (

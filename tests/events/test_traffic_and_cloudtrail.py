@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from garrison.events.parsers import parse_line, parse_lines
 from garrison.events.schema import problems
-from tests.core.test_cli import garrison
+from tests.cli import garrison
 
 REF = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 BOUNDED = settings(derandomize=True, max_examples=200, deadline=None, database=None)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from garrison.agent.sshconf import HostSSH
+from garrison.core.secrets import KeyRing
+from garrison.ssh.ca import SSHAuthority
 
 SSHD = "/usr/sbin/sshd"
 KEYGEN = shutil.which("ssh-keygen") or "ssh-keygen"
@@ -26,6 +28,13 @@ def new_key(path: Path, kind: str = "ed25519") -> Path:
         [KEYGEN, "-q", "-t", kind, *bits, "-N", "", "-C", path.name, "-f", str(path)], check=True
     )
     return path.with_name(path.name + ".pub")
+
+
+def new_authority(directory: Path) -> SSHAuthority:
+    """Fresh SSH CAs in `directory` (with their own key-encryption key)."""
+    authority = SSHAuthority(directory / "ssh", KeyRing.load_or_create(directory / "kek"))
+    authority.init()
+    return authority
 
 
 def free_port() -> int:

@@ -10,18 +10,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from garrison.core.errors import ConflictError, ValidationError
-from garrison.core.secrets import KeyRing
 from garrison.ssh.ca import SSHAuthority, fingerprint, read_certificate
-from tests.ssh.helpers import KEYGEN, new_key
+from tests.ssh.helpers import KEYGEN, new_authority, new_key
 
 HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture
 def authority(tmp_path: Path) -> SSHAuthority:
-    ca = SSHAuthority(tmp_path / "ssh", KeyRing.load_or_create(tmp_path / "kek"))
-    ca.init()
-    return ca
+    return new_authority(tmp_path)
 
 
 def _keygen(*args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.core.test_cli import garrison
+from tests.cli import garrison
 from tests.ssh.helpers import KEYGEN, new_key
 
 

@@ -11,16 +11,14 @@ import pytest
 from garrison.core.secrets import KeyRing
 from garrison.events.parsers import events_parser
 from garrison.ssh.ca import SSHAuthority, fingerprint
-from tests.ssh.helpers import Sshd, new_key, start_sshd
+from tests.ssh.helpers import Sshd, new_authority, new_key, start_sshd
 
 HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture
 def authority(tmp_path: Path) -> SSHAuthority:
-    ca = SSHAuthority(tmp_path / "ssh", KeyRing.load_or_create(tmp_path / "kek"))
-    ca.init()
-    return ca
+    return new_authority(tmp_path)
 
 
 @pytest.fixture
