@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
-import pytest
 
 from tests.cli import garrison
-from tests.e2e.conftest import Garrison, free_port, start_garrison
+from tests.e2e.conftest import Garrison
 from tests.ssh.helpers import new_key, start_sshd
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Garrison]:
-    running = start_garrison("server", tmp_path / "data", free_port())
-    try:
-        running.wait_healthy()
-        yield running
-    finally:
-        running.stop()
-
-
-def test_login_then_plain_ssh(server: Garrison, tmp_path: Path) -> None:
+def test_login_then_plain_ssh(garrison_server: Garrison, tmp_path: Path) -> None:
+    server = garrison_server
     password = tmp_path / "pw"
     password.write_text("a long and unusual passphrase 77\n")
     os.chmod(password, 0o600)
