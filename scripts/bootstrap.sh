@@ -12,6 +12,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
+command -v ssh-keygen >/dev/null || apt_packages+=(openssh-client)  # SSH CA: KRLs
 if [ "$dev" = 1 ]; then
   # the client alone (psql) may be there: look for the server binary itself
   compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || apt_packages+=(postgresql)
@@ -19,7 +20,8 @@ if [ "$dev" = 1 ]; then
   command -v npm >/dev/null || apt_packages+=(npm)
   [ -x /lib/systemd/systemd-journal-remote ] || apt_packages+=(systemd-journal-remote)
   command -v journalctl >/dev/null || apt_packages+=(systemd)
-  [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)  # SSH CA tests run a real sshd
+  [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)  # SSH tests run a real sshd
+  command -v ip >/dev/null || apt_packages+=(iproute2)  # the bastion test's network namespaces
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "== apt: ${apt_packages[*]}"
