@@ -247,3 +247,12 @@ def test_settings_refuse_a_bad_route_naming_the_key() -> None:
         settings.load(environ={"GARRISON_NOTIFY_SMTP_URL": "smtps://u:hunter2@mail.example.com"})
     )
     assert shown["notify_smtp_url"] == "smtps://u:***@mail.example.com"
+    routes = settings.load(
+        environ={
+            "GARRISON_NOTIFY_ROUTES": "slack:7:https://hooks.example/T0/B0/s3cret,email:4:a@b.c"
+        }
+    )
+    assert settings.as_dict(routes)["notify_routes"] == [
+        "slack:7:https://hooks.example/***",
+        "email:4:a@b.c",
+    ]

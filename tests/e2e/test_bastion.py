@@ -237,6 +237,19 @@ def test_what_the_bastion_refuses(world: World) -> None:
         ).certificate
         + "\n"
     )
+    expired = world.key("expired")
+    Path(f"{expired}-cert.pub").write_text(
+        world.authority.sign(
+            "user",
+            Path(f"{expired}.pub").read_text(),
+            serial=6,
+            key_id="olga",
+            principals=["role-operator"],
+            valid_for=dt.timedelta(hours=1),
+            now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3),
+        ).certificate
+        + "\n"
+    )
     stranger = world.key("stranger")
     world.sign(stranger, "--principals", "olga,role-auditor")
     revoked = world.key("revoked")
@@ -244,10 +257,11 @@ def test_what_the_bastion_refuses(world: World) -> None:
     assert _garrison(world.data, "ssh", "revoke", "--serial", serial).returncode == 0
     wrong_code = world.key("wrongcode")
     world.sign(wrong_code, "--principals", "olga,role-operator")
-    # The first four fail at the certificate, before any code is asked for.
+    # All but the last fail at the certificate, before any code is asked for.
     for key, code in (
         (plain, "111111"),
         (foreign, "111111"),
+        (expired, "111111"),
         (stranger, "111111"),
         (revoked, "111111"),
         (wrong_code, "000000"),

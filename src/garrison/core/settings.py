@@ -251,4 +251,15 @@ def as_dict(settings: Settings) -> dict[str, object]:
     for key in ("database_url", "notify_smtp_url"):
         if out.get(key):
             out[key] = redact_url(str(out[key]))
+    out["notify_routes"] = [_redact_route(str(spec)) for spec in out.get("notify_routes", [])]
     return dict(out)
+
+
+def _redact_route(spec: str) -> str:
+    """A route with its URL's path hidden (a Slack or webhook URL's path is its secret)."""
+    kind, _, rest = spec.partition(":")
+    severity, _, target = rest.partition(":")
+    parts = urlsplit(target)
+    if parts.scheme and parts.netloc and parts.path not in {"", "/"}:
+        target = f"{parts.scheme}://{parts.netloc}/***"
+    return f"{kind}:{severity}:{target}"
