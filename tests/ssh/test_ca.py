@@ -78,6 +78,7 @@ def test_what_is_not_certified(authority: SSHAuthority, tmp_path: Path) -> None:
         (pub, {"principals": ["Root Admin"]}, "not a valid user principal"),
         (pub, {"valid_for": dt.timedelta(0)}, "valid for some time"),
         ("ssh-ed25519 AAAA-broken", {}, "not an OpenSSH public key"),
+        ("ssh-foo AAAAB3NzaC1yc2E=", {}, "not an OpenSSH public key"),  # unknown key type
     ]
     weak = subprocess.run(
         [KEYGEN, "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(tmp_path / "weak")],

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import (
@@ -91,7 +92,7 @@ def parse_user_key(line: str) -> UserKey:
         raise ValidationError("send the public key (id_ed25519.pub), not a certificate")
     try:
         key = serialization.load_ssh_public_key(text.encode())
-    except (ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, IndexError, UnsupportedAlgorithm):
         raise ValidationError(
             "not an OpenSSH public key",
             hint="send the line of id_ed25519.pub (ssh-keygen -t ed25519)",
@@ -307,7 +308,7 @@ def read_certificate(line: str) -> SSHCertificate:
     """An OpenSSH certificate line, parsed (for tests and checks)."""
     try:
         found = serialization.load_ssh_public_identity(line.strip().encode())
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         found = None
     if not isinstance(found, SSHCertificate):
         raise ValidationError("not an OpenSSH certificate")
