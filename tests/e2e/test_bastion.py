@@ -15,6 +15,7 @@ import pyotp
 import pytest
 
 from garrison.core.secrets import KeyRing
+from garrison.events.parsers import events_parser
 from garrison.ssh.ca import SSHAuthority
 from tests.cli import garrison
 from tests.ssh.helpers import SSH
@@ -45,6 +46,17 @@ def test_certificate_and_totp_reach_the_private_host(world: Topology) -> None:
     assert result.returncode == 0, result.stderr + world.bastion_log + world.host.log
     assert result.stdout.strip() == "reached"
     assert f"ID olga (serial {serial})" in world.bastion_log
+    # The bastion's log is written for the agent to ship: sshd lines with time, host and pid.
+    parse = events_parser("sshd")
+    logins = [
+        e
+        for line in world.bastion_log.splitlines()
+        for e in parse(line)
+        if e.get("outcome") == "success" and e.get("cert_serial") == int(serial)
+    ]
+    assert {(e["user"], e["cert_key_id"], e["src_ip"]) for e in logins} == {
+        (ACCOUNT, "olga", "10.77.1.2")
+    }
     assert "Accepted publickey for root from 10.77.2.1" in world.host.log
     assert f"ID olga (serial {serial})" in world.host.log
 

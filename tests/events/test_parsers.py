@@ -348,3 +348,29 @@ def test_regex_format_errors_are_clear(spec: str) -> None:
     """A pattern that does not compile or names no field is refused before any line."""
     with pytest.raises(UsageError):
         parse_line(spec, "x")
+
+
+def test_a_certificate_then_a_second_method_names_the_person_on_the_login() -> None:
+    """The bastion's two methods: sshd logs the certificate on a ``Partial publickey`` line and
+    the completed login on the next method's line; the login carries the certificate's key id
+    (a wrong code names the person too, and the retry still gets it)."""
+    cert = (
+        "ED25519-CERT SHA256:UuvTY/vfcy8nzJN9G2+aF1quBb3/ieuatGFgrxYGeFA ID olga (serial 42) "
+        "CA ED25519 SHA256:Wwen+7zSCd5yPP6zbDwHM70KbHGKw0ePysIq1kiZ61M"
+    )
+    head = "2026-12-01T13:15:00+00:00 bastion sshd[77]: "
+    events = parse_lines(
+        "sshd",
+        [
+            f"{head}Partial publickey for jump from 10.0.1.2 port 46724 ssh2: {cert}",
+            f"{head}Failed keyboard-interactive/pam for jump from 10.0.1.2 port 46724 ssh2",
+            f"{head}Accepted keyboard-interactive/pam for jump from 10.0.1.2 port 46724 ssh2",
+            f"{head}Accepted keyboard-interactive/pam for jump from 10.0.1.9 port 40000 ssh2",
+        ],
+    )
+    assert [(e["outcome"], e.get("cert_key_id"), e.get("cert_serial")) for e in list(events)] == [
+        ("partial", "olga", 42),
+        ("failure", "olga", 42),
+        ("success", "olga", 42),
+        ("success", None, None),  # another connection: nobody's certificate
+    ]

@@ -139,10 +139,10 @@ def start_sshd(
 
 
 def run_logged(
-    argv: list[str], directory: Path, ready: str = "Server listening on"
+    argv: list[str], directory: Path, ready: str = "Server listening on", name: str = "sshd.log"
 ) -> subprocess.Popen[bytes]:
-    """Start a server whose output goes to ``sshd.log`` in `directory`; wait for `ready`."""
-    log_path = directory / "sshd.log"
+    """Start a server whose output goes to `name` in `directory`; wait for `ready`."""
+    log_path = directory / name
     with log_path.open("ab") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=log)
     deadline = time.monotonic() + START_TIMEOUT

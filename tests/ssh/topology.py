@@ -164,6 +164,7 @@ def topology(people: list[str]) -> Iterator[Topology]:
                     ],
                 ),
                 _private_dir(work / "bastion"),
+                name="bastion.out",
             )  # fmt: skip
             host = _host(net, work, data, authority)
             try:

@@ -111,15 +111,18 @@ def bastion(
         list[str] | None,
         typer.Option(help="Host names in the bastion's host certificate (repeatable)."),
     ] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="sshd's log, for the agent to ship (default: DIRECTORY/sshd.log)."),
+    ] = None,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Configure and run OpenSSH's sshd as the bastion: certificates and TOTP, forwarding only."""
-    import os  # noqa: PLC0415
     import pwd  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    from garrison.ssh.bastion import Bastion, install  # noqa: PLC0415
+    from garrison.ssh.bastion import Bastion, install, run  # noqa: PLC0415
 
     settings = load_settings(data_dir, config)
     try:
@@ -164,8 +167,7 @@ def bastion(
     )
     out.print(f"bastion on {escape(listen)} (sshd, configuration in {folder})", highlight=False)
     sys.stdout.flush()
-    program = str(setup.program)
-    os.execv(program, [program, "-D", "-e", "-f", str(setup.config_path)])  # noqa: S606  # nosec B606
+    raise typer.Exit(run(setup, log or folder / "sshd.log"))
 
 
 def _bastion_host_certificate(

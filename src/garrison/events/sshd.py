@@ -42,7 +42,15 @@ _KEY_INFO = re.compile(
 )
 _INVALID = frozenset({"invalid", "illegal"})
 _PREFIX_START = frozenset("[kefwP")
-_VERB_OUTCOME: Final = {"Failed": "failure", "Accepted": "success"}
+_VERB_OUTCOME: Final = {"Failed": "failure", "Accepted": "success", "Partial": "partial"}
+#: What a certificate accepted as a first method tells the method that completes the login.
+_CERT_FIELDS: Final = (
+    "cert_key_id",
+    "cert_serial",
+    "ca_fingerprint",
+    "key_type",
+    "key_fingerprint",
+)
 
 
 def _port(event: Event, value: str | None, key: str = "src_port") -> None:
@@ -244,7 +252,7 @@ _ADDR = r"(?P<addr>\S+)"
 _PORT = r"(?: port (?P<port>\d{1,5}))?"
 _WHO = r"(?:(?P<kind>invalid|illegal|authenticating) )?user (?P<user>.*?) "
 _ATTEMPT = re.compile(
-    r"(?P<verb>Failed|Accepted|Postponed) (?P<method>\S+) for "
+    r"(?P<verb>Failed|Accepted|Postponed|Partial) (?P<method>\S+) for "
     r"(?:(?P<kind>invalid user|illegal user) )?(?P<user>.*?) from "
     + _ADDR
     + _PORT
@@ -254,6 +262,7 @@ _RULES: dict[str, list[tuple[re.Pattern[str], Handler]]] = {
     "Failed": [(_ATTEMPT, _attempt)],
     "Accepted": [(_ATTEMPT, _attempt)],
     "Postponed": [(_ATTEMPT, _attempt)],
+    "Partial": [(_ATTEMPT, _attempt)],  # one of several AuthenticationMethods passed
     "Invalid": [(re.compile(r"Invalid user (?P<user>.*?) from " + _ADDR + _PORT), _invalid_user)],
     "Illegal": [(re.compile(r"Illegal user (?P<user>.*?) from " + _ADDR + _PORT), _invalid_user)],
     "User": [
@@ -457,6 +466,7 @@ class SshdParser:
         self.clock = clock
         self.correlate = correlate
         self._sessions: dict[tuple[str | None, int], tuple[str, Any, int | None]] = {}
+        self._partial: dict[tuple[str | None, Any, Any], dict[str, Any]] = {}
         self._times: dict[tuple[str, str, str], str | None] = {}
 
     def parse(self, line: str) -> Event:
@@ -501,8 +511,27 @@ class SshdParser:
             and pid is not None
         ):
             self._correlate(event, host, pid)
+            if event.get("class") == "authentication":
+                self._second_method(event, host)
         event["raw"] = line
         return event
+
+    def _second_method(self, event: Event, host: str | None) -> None:
+        """A login that took two methods (the bastion: a certificate, then a TOTP code): the
+        certificate of the first (``Partial``) goes on the event of the one that completes it,
+        from the same address and port."""
+        key = (host, event.get("src_ip"), event.get("src_port"))
+        outcome = event.get("outcome")
+        if outcome == "partial" and "cert_key_id" in event:
+            if key not in self._partial and len(self._partial) >= _SESSIONS_MAX:
+                del self._partial[next(iter(self._partial))]
+            self._partial[key] = {f: event[f] for f in _CERT_FIELDS if f in event}
+        elif outcome in {"success", "failure"} and "cert_key_id" not in event:
+            found = self._partial.get(key)
+            if found is not None:  # a wrong code names the person too; a retry may follow
+                event.update(found)
+                if outcome == "success":
+                    del self._partial[key]
 
     def _correlate(self, event: Event, host: str | None, pid: int) -> None:
         key = (host, pid)

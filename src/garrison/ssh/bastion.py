@@ -10,15 +10,20 @@ only ``ProxyJump`` (direct-tcpip) to the ``HOST:PORT`` the principals file permi
 PAM names its service after the program, so sshd runs through a link named
 ``garrison-bastion`` and reads ``/etc/pam.d/garrison-bastion``, leaving the host's own sshd
 configuration alone. Every file is written atomically and the whole configuration is checked
-with ``sshd -t`` before it is used.
+with ``sshd -t`` before it is used. sshd's log lines are written to a file, with time, host
+and pid, for the agent to ship into the log store.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shlex
-import subprocess  # nosec B404  # sshd -t validates the configuration
+import signal
+import socket
+import subprocess  # nosec B404  # sshd -t validates the configuration, sshd runs
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +34,7 @@ SSHD = Path("/usr/sbin/sshd")
 SERVICE = "garrison-bastion"
 PAM_DIR = Path("/etc/pam.d")
 ROLE_PRINCIPALS = ("role-admin", "role-operator", "role-developer")
+LOG_ROTATE_BYTES = 64 * 1024 * 1024
 _TARGET = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
 _ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
@@ -167,3 +173,36 @@ def install(bastion: Bastion, pam_dir: Path = PAM_DIR) -> None:
     )
     if check.returncode != 0:
         raise ConfigError(f"sshd refuses the bastion configuration: {check.stderr.strip()}")
+
+
+def run(bastion: Bastion, log_path: Path, *, rotate_bytes: int = LOG_ROTATE_BYTES) -> int:
+    """Run the bastion's sshd in the foreground until it ends (SIGTERM and SIGINT are passed
+    on); its exit code. Each line sshd logs goes to `log_path` as a syslog line (RFC 3339 time,
+    host, ``sshd[PID]``) that the agent ships like any sshd log (`--watch
+    sshd:ssh:LOG_PATH`), and to this process's stderr; the file is rotated (``.1``) past
+    `rotate_bytes`."""
+    process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments
+        [str(bastion.program), "-D", "-e", "-f", str(bastion.config_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: process.terminate())
+    host = socket.gethostname()
+    lines = process.stderr or ()  # a pipe, as asked for above
+    log = log_path.open("ab")
+    try:
+        for raw in lines:
+            text = raw.decode(errors="replace").rstrip("\r\n")
+            moment = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+            log.write(f"{moment} {host} sshd[{process.pid}]: {text}\n".encode())
+            log.flush()
+            sys.stderr.write(text + "\n")
+            if log.tell() > rotate_bytes:
+                log.close()
+                os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+                log = log_path.open("ab")
+    finally:
+        log.close()
+    return process.wait()
