@@ -38,9 +38,10 @@ def test_applied_then_a_certificate_logs_in_and_a_revocation_applies(
     tmp_path: Path, authority: SSHAuthority
 ) -> None:
     host, port, reloads = host_root(tmp_path)
-    assert host.apply(_bundle(authority, [], tmp_path))
+    bundle = _bundle(authority, [], tmp_path)  # (a KRL carries its time: write it once)
+    assert host.apply(bundle)
     assert reloads == ["reload"]  # the drop-in is new
-    assert not host.apply(_bundle(authority, [], tmp_path))  # nothing changed, nothing done
+    assert not host.apply(bundle)  # nothing changed, nothing done
     config = host.etc / "sshd_config"
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     server = Sshd(
