@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import msgspec
+import pytest
 from rest_framework.test import APIClient
 
+from garrison.core import settings as garrison_settings
+from garrison.core.errors import ConfigError
 from garrison.server.ssh.models import Certificate
 from tests.conftest import api_client
 from tests.factories import Person, make_person
@@ -124,3 +130,37 @@ def test_limits_on_who_and_how_long(admin: Person, tmp_path: Path) -> None:
         for h in api_client(admin).get("/api/v1/audit/events").json()["results"]
     }
     assert "api.ssh-login.post" in actions
+
+
+def test_each_role_has_its_own_longest_certificate(
+    admin: Person, tmp_path: Path, settings: Any
+) -> None:
+    settings.GARRISON = msgspec.structs.replace(settings.GARRISON, ssh_role_hours=["developer:2"])
+    dev = make_person("developer")
+    client = api_client(dev)
+    key = _key(tmp_path)
+    refused = client.post(
+        "/api/v1/ssh/login",
+        {"public_key": key, "totp": dev.code(), "ttl_hours": 3},
+        format="json",
+    )
+    assert refused.status_code == 400
+    assert "the developer role's 2 h allowed" in refused.json()["error"]["message"]
+    default = client.post(
+        "/api/v1/ssh/login", {"public_key": key, "totp": dev.code()}, format="json"
+    )
+    assert default.status_code == 201
+    row = Certificate.objects.get(serial=int(default.json()["serial"]))
+    assert row.valid_before - row.valid_after == dt.timedelta(hours=2, minutes=5)  # 5: skew
+    assert (
+        api_client(admin)
+        .post(  # other roles keep ssh_cert_max_hours
+            "/api/v1/ssh/login",
+            {"public_key": key, "totp": admin.code(), "ttl_hours": 20},
+            format="json",
+        )
+        .status_code
+        == 201
+    )
+    with pytest.raises(ConfigError, match="ROLE:HOURS"):
+        garrison_settings.load(environ={"GARRISON_SSH_ROLE_HOURS": "wizard:3"})

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from garrison.cli.common import DataDirOption, configure_logging, load_settings, out
 from garrison.core.settings import Settings
+from garrison.ssh.bastion import DEFAULT_DIRECTORY
 
 app = typer.Typer(
     help="The host agent: join, then tail, parse and ship logs.", no_args_is_help=True
@@ -24,11 +25,16 @@ def default_watch() -> list[str]:
 
     sshd's messages come from ``/var/log/auth.log`` where a syslog daemon writes one, else from
     the journal (Debian's unit ``ssh.service``); files that do not exist yet are waited for.
+    Where `garrison ssh bastion` runs with its default directory, its log is followed too.
     """
     auth = "sshd:ssh:/var/log/auth.log"
     if not Path("/var/log/auth.log").exists() and shutil.which("journalctl"):
         auth = "sshd:ssh:journal:ssh.service"
-    return [auth, "nginx:web:/var/log/nginx/access.log", "nginx:web:/var/log/nginx/error.log"]
+    watch = [auth, "nginx:web:/var/log/nginx/access.log", "nginx:web:/var/log/nginx/error.log"]
+    bastion_log = DEFAULT_DIRECTORY / "sshd.log"
+    if bastion_log.exists():  # `garrison ssh bastion` runs here
+        watch.append(f"sshd:ssh:{bastion_log}")
+    return watch
 
 
 def local_collector(settings: Settings) -> str:

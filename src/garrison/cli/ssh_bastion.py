@@ -23,6 +23,7 @@ from garrison.core.errors import GarrisonError, UsageError
 from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
+from garrison.ssh.bastion import DEFAULT_DIRECTORY
 from garrison.ssh.ca import SSHAuthority
 
 
@@ -106,7 +107,7 @@ def bastion(
     ] = "jump",
     directory: Annotated[
         Path, typer.Option(help="Where the bastion's configuration is written.")
-    ] = Path("/etc/garrison/bastion"),
+    ] = DEFAULT_DIRECTORY,
     name: Annotated[
         list[str] | None,
         typer.Option(help="Host names in the bastion's host certificate (repeatable)."),

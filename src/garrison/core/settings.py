@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ssh_cert_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 8
     ssh_cert_max_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 24
     ssh_host_cert_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30
+    ssh_role_hours: list[str] = msgspec.field(default_factory=list)
     ssh_principals: list[str] = msgspec.field(default_factory=lambda: ["root:role-admin"])
     agent_manage_ssh: bool = False
     ssh_bastion: Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9.-]+(:\d{1,5})?$")] = ""
@@ -130,6 +131,8 @@ ALLOWED: dict[str, str] = {
     "ssh_cert_hours": "default lifetime of SSH user certificates in hours, 1 to 168",
     "ssh_cert_max_hours": "the longest SSH user certificate anyone may get, 1 to 168 hours",
     "ssh_host_cert_days": "lifetime of SSH host certificates in days, 1 to 365",
+    "ssh_role_hours": "a list of ROLE:HOURS, the longest SSH certificate each role may hold "
+    "(within ssh_cert_max_hours; in the environment: comma-separated)",
     "ssh_principals": "a list of ACCOUNT:PRINCIPAL: who may log in as which account on hosts "
     "(in the environment: comma-separated)",
     "agent_manage_ssh": "true: the agent keeps the host's sshd trusting Garrison's certificates",
@@ -168,6 +171,7 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
         ("notify_routes", Route.parse),
         ("notify_smtp_url", smtp_parts),
         ("ssh_principals", lambda spec: parse_principals([spec])),
+        ("ssh_role_hours", _role_hours_check),
     )
     for key, check in checks:
         specs = values.get(key) or []
@@ -195,6 +199,18 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
 
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _role_hours_check(spec: str) -> None:
+    from garrison.server.accounts.roles import Role  # noqa: PLC0415  # the one list of roles
+
+    roles = [r.value for r in Role]
+    role, _, hours = spec.partition(":")
+    if role not in roles or not hours.isdigit() or not 1 <= int(hours) <= 168:
+        raise ConfigError(
+            f"ssh_role_hours entry {spec!r} is not ROLE:HOURS",
+            hint=f"a role of {', '.join(roles)} and 1 to 168 hours, e.g. developer:4",
+        )
 
 
 def load(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -31,6 +31,7 @@ from garrison.core.errors import ConfigError, ValidationError
 from garrison.core.files import replace_private
 
 SSHD = Path("/usr/sbin/sshd")
+DEFAULT_DIRECTORY = Path("/etc/garrison/bastion")
 SERVICE = "garrison-bastion"
 PAM_DIR = Path("/etc/pam.d")
 ROLE_PRINCIPALS = ("role-admin", "role-operator", "role-developer")

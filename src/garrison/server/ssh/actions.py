@@ -26,16 +26,29 @@ from garrison.ssh.ca import Issued
 _SERIAL_TRIES = 5
 
 
-def user_lifetime(hours: float | None) -> dt.timedelta:
-    """The lifetime a user certificate gets: `hours`, or the default; never past the maximum."""
+def role_hours(role: str | None) -> int:
+    """The longest certificate a role may hold (`ssh_role_hours`, else `ssh_cert_max_hours`)."""
     config = settings.GARRISON
-    wanted = config.ssh_cert_hours if hours is None else hours
+    for spec in config.ssh_role_hours:
+        name, _, hours = spec.partition(":")
+        if name == role:
+            return min(int(hours), config.ssh_cert_max_hours)
+    return config.ssh_cert_max_hours
+
+
+def user_lifetime(hours: float | None, role: str | None = None) -> dt.timedelta:
+    """The lifetime a user certificate gets: `hours`, or the default (`ssh_cert_hours`, within
+    the role's maximum); never past the role's maximum (`ssh_role_hours`) nor
+    `ssh_cert_max_hours`."""
+    limit = role_hours(role)
+    wanted = min(settings.GARRISON.ssh_cert_hours, limit) if hours is None else hours
     if wanted <= 0:
         raise ValidationError("a certificate must live for some time")
-    if wanted > config.ssh_cert_max_hours:
+    if wanted > limit:
+        whose = f"the {role} role's" if role else "the"
         raise ValidationError(
-            f"{wanted:g} h is longer than the {config.ssh_cert_max_hours} h allowed",
-            hint="ask for less, or raise ssh_cert_max_hours",
+            f"{wanted:g} h is longer than {whose} {limit} h allowed",
+            hint="ask for less, or raise ssh_role_hours / ssh_cert_max_hours",
         )
     return dt.timedelta(hours=wanted)
 
@@ -129,7 +142,7 @@ def do_issue_for_person(person: User, public_key: str, hours: float | None) -> I
         public_key,
         key_id=person.username,
         principals=principals_for(person),
-        valid_for=user_lifetime(hours),
+        valid_for=user_lifetime(hours, person.role),
         agent_forwarding=person.role in OPERATE,
     )
 

@@ -144,7 +144,7 @@ class LoginView(APIView):
         person = _person(request, v)
         if person.role not in SELF_SERVICE:
             raise PermissionDeniedError(f"the {person.role} role gets no SSH certificates")
-        actions.user_lifetime(v.get("ttl_hours"))  # bad input must not spend the code
+        actions.user_lifetime(v.get("ttl_hours"), person.role)  # bad input must not spend the code
         parse_user_key(v["public_key"])
         verify_second_factor(person, v["totp"], client_ip(request))
         issued = actions.do_issue_for_person(person, v["public_key"], v.get("ttl_hours"))

@@ -62,7 +62,9 @@ def page(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                actions.user_lifetime(data["hours"])  # bad input must not spend the code
+                actions.user_lifetime(
+                    data["hours"], actor.role
+                )  # bad input must not spend the code
                 parse_user_key(data["public_key"])
                 verify_second_factor(actor, data["code"], client_ip(request))
                 issued = actions.do_issue_for_person(actor, data["public_key"], data["hours"])
