@@ -100,7 +100,9 @@ def bastion(
     listen: Annotated[str, typer.Option(help="ADDRESS:PORT the bastion listens on.")],
     permit_open: Annotated[
         list[str] | None,
-        typer.Option(help="HOST:PORT people may jump to (repeatable; none: nowhere)."),
+        typer.Option(
+            help="[ROLE=]HOST:PORT people (of ROLE) may jump to (repeatable; none: nowhere)."
+        ),
     ] = None,
     account: Annotated[
         str, typer.Option(help="The Unix account people jump through (it must exist).")

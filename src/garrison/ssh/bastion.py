@@ -52,14 +52,18 @@ class Bastion:
     host_key: Path
     host_certificate: Path | None
     helper: list[str]  # the second-factor command PAM runs
-    permit_open: list[str] = field(default_factory=list)  # HOST:PORT people may reach
+    permit_open: list[str] = field(default_factory=list)  # [ROLE=]HOST:PORT people may reach
 
     def __post_init__(self) -> None:
         if not _ACCOUNT.match(self.account):
             raise ValidationError(f"{self.account!r} is not a Unix account name")
-        for target in self.permit_open:
-            if not _TARGET.match(target):
-                raise ValidationError(f"{target!r} is not HOST:PORT")
+        for spec in self.permit_open:
+            role, _, target = spec.rpartition("=")
+            if not _TARGET.match(target) or (role and f"role-{role}" not in ROLE_PRINCIPALS):
+                raise ValidationError(
+                    f"{spec!r} is not [ROLE=]HOST:PORT",
+                    hint="ROLE is admin, operator or developer; without it, every role",
+                )
         if not self.trusted_ca:
             raise ValidationError("the bastion needs the user CA's public key")
 
@@ -75,12 +79,19 @@ class Bastion:
 
 
 def principals_file(bastion: Bastion) -> str:
-    """Who may jump, and where to: each role principal, with a ``permitopen`` per target."""
-    if not bastion.permit_open:
-        options = 'permitopen="none:1"'  # certificates get in, but reach nothing
-    else:
-        options = ",".join(f'permitopen="{t}"' for t in bastion.permit_open)
-    return "".join(f"{options} {principal}\n" for principal in ROLE_PRINCIPALS)
+    """Who may jump, and where to: each role principal, with a ``permitopen`` per target it
+    may reach (``ROLE=HOST:PORT`` for that role, ``HOST:PORT`` for every role)."""
+    lines = []
+    for principal in ROLE_PRINCIPALS:
+        targets = []
+        for spec in bastion.permit_open:
+            role, _, target = spec.rpartition("=")
+            if not role or f"role-{role}" == principal:
+                targets.append(target)
+        # none:1 (nothing listens there): the certificate gets in, but reaches nothing
+        options = ",".join(f'permitopen="{t}"' for t in targets or ["none:1"])
+        lines.append(f"{options} {principal}\n")
+    return "".join(lines)
 
 
 def sshd_config(bastion: Bastion) -> str:
