@@ -19,6 +19,7 @@ import msgspec
 
 from garrison.core.errors import ConfigError
 from garrison.core.redact import redact_url
+from garrison.core.urls import https_or_loopback
 
 ENV_PREFIX = "GARRISON_"
 #: Environment variables with the prefix that are not settings keys.
@@ -159,7 +160,7 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
             f"expected {ALLOWED['database_url']}"
         )
     hook = str(values.get("digest_webhook_url", ""))
-    if hook and urlsplit(hook).scheme != "https" and urlsplit(hook).hostname not in _LOOPBACK:
+    if hook and not https_or_loopback(hook):
         raise ConfigError(
             f"invalid setting digest_webhook_url={hook!r} "
             f"(from {sources['digest_webhook_url']}): expected {ALLOWED['digest_webhook_url']}"
@@ -196,9 +197,6 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
             f"invalid setting public_url={public!r} (from {sources['public_url']}): "
             f"expected {ALLOWED['public_url']}"
         )
-
-
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def _role_hours_check(spec: str) -> None:

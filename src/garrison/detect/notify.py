@@ -38,17 +38,16 @@ import msgspec
 
 from garrison.core.errors import ConfigError
 from garrison.core.redact import redact_url
+from garrison.core.urls import LOOPBACK, https_or_loopback
 
 log = logging.getLogger("garrison.detect")
 
 KINDS = ("webhook", "slack", "email")
 WINDOW_SECONDS = 60.0
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def _check_url(url: str) -> None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
+    if not https_or_loopback(url):
         raise ConfigError(f"notification URL {url!r} must be https:// (http:// only on loopback)")
 
 
