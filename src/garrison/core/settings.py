@@ -19,6 +19,7 @@ import msgspec
 
 from garrison.core.errors import ConfigError
 from garrison.core.redact import redact_url
+from garrison.core.roles import ROLE_NAMES
 from garrison.core.urls import https_or_loopback
 
 ENV_PREFIX = "GARRISON_"
@@ -200,14 +201,11 @@ def _check_semantics(values: Mapping[str, object], sources: Mapping[str, str]) -
 
 
 def _role_hours_check(spec: str) -> None:
-    from garrison.server.accounts.roles import Role  # noqa: PLC0415  # the one list of roles
-
-    roles = [r.value for r in Role]
     role, _, hours = spec.partition(":")
-    if role not in roles or not hours.isdigit() or not 1 <= int(hours) <= 168:
+    if role not in ROLE_NAMES or not hours.isdigit() or not 1 <= int(hours) <= 168:
         raise ConfigError(
             f"ssh_role_hours entry {spec!r} is not ROLE:HOURS",
-            hint=f"a role of {', '.join(roles)} and 1 to 168 hours, e.g. developer:4",
+            hint=f"a role of {', '.join(ROLE_NAMES)} and 1 to 168 hours, e.g. developer:4",
         )
 
 
