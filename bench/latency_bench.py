@@ -22,15 +22,12 @@ from typing import Any
 
 from garrison.agent.daemon import Agent, Source
 from garrison.agent.identity import Identity, new_key_and_csr
-from garrison.core.paths import DataDir
-from garrison.core.pki import CertificateAuthority
-from garrison.core.secrets import KeyRing
-from garrison.core.tls import mtls_server_context
 from garrison.detect import rules
 from garrison.detect.live import Detector
-from garrison.logstore.digests import Signer
-from garrison.logstore.store import Store
-from garrison.pipeline.collector import Collector
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' loopback collector
+
+from tests.pipeline.world import loopback_collector
 
 
 class TimingSink:
@@ -54,17 +51,8 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = DataDir(root / "data").ensure()
-        keyring = KeyRing.load_or_create(data.kek)
-        ca = CertificateAuthority(data.pki, keyring)
-        ca.init()
-        ctx = mtls_server_context(
-            ca.ensure_server("collector", ["127.0.0.1"]), keyring, "collector", ca.cert_path
-        )
-        store = Store(data.logstore, signer=Signer.load_or_create(root / "k.pem", b"k"))
-        collector = Collector(
-            store, host="127.0.0.1", port=0, ssl_context=ctx, revocations_path=data.revocations
-        )
+        world = loopback_collector(root)
+        ca, store, collector = world.ca, world.store, world.collector
         threading.Thread(target=collector.serve_forever, daemon=True).start()
         key_pem, csr = new_key_and_csr("web-1")
         state = root / "agent"
