@@ -29,9 +29,10 @@ def test_login_then_plain_ssh(garrison_server: Garrison, tmp_path: Path) -> None
     key = tmp_path / "id_ed25519"
     new_key(key)
     ssh_dir = tmp_path / "dot-ssh"
+    code = pyotp.TOTP(secret[1]).now()
     login = garrison(
         "ssh", "login", "--server", server.url, "--user", "olga",
-        "--password-file", str(password), "--code", pyotp.TOTP(secret[1]).now(),
+        "--password-file", str(password), "--code", code,
         "--key", str(key) + ".pub", "--ttl", "2h", "--server-ca", str(server.ca_path),
         "--ssh-dir", str(ssh_dir),
     )  # fmt: skip
@@ -52,9 +53,9 @@ def test_login_then_plain_ssh(garrison_server: Garrison, tmp_path: Path) -> None
 
     again = garrison(
         "ssh", "login", "--server", server.url, "--user", "olga",
-        "--password-file", str(password), "--code", pyotp.TOTP(secret[1]).now(),
+        "--password-file", str(password), "--code", code,
         "--key", str(key) + ".pub", "--server-ca", str(server.ca_path),
         "--ssh-dir", str(ssh_dir),
     )  # fmt: skip
-    assert again.returncode == 2
+    assert again.returncode == 2, "the same code twice: the second login must be refused"
     assert "already used" in again.stderr
