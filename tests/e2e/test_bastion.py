@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -18,6 +19,7 @@ from garrison.core.secrets import KeyRing
 from garrison.events.parsers import events_parser
 from garrison.ssh.ca import SSHAuthority
 from tests.cli import garrison
+from garrison.events.bastion import PROGRAM
 from tests.ssh.helpers import SSH
 from tests.ssh.topology import ACCOUNT, BASTION, HOST, PAM_FILE, SIDE_DOOR, Topology, topology
 
@@ -153,6 +155,68 @@ def test_no_password_no_shell_no_side_door(world: Topology) -> None:
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert no_route.returncode == 255
+
+
+def _records(world: Topology, serial: str, count: int) -> list[dict[str, Any]]:
+    """The bastion's records of the certificate `serial`, once there are `count` (the last is
+    written as the connection ends, which may be just after the client has gone)."""
+    parse = events_parser("sshd")
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            e
+            for line in world.bastion_log.splitlines()
+            for e in parse(line)
+            if e.get("process") == PROGRAM and e.get("cert_serial") == int(serial)
+        ]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_each_connection_is_recorded(world: Topology) -> None:
+    """Who, which certificate, from where, to which host and port, start, end and bytes; a
+    target the bastion refuses is on the record too. Then the bastion's record and the host's
+    login both reach the log store, tied by the certificate's serial."""
+    key = world.key("olga3")
+    serial = world.sign(key, "--principals", "olga,role-operator")
+    assert world.ssh(key, _fresh_code(world.secrets["olga"])).returncode == 0
+    opened, closed = _records(world, serial, 2)
+    assert (opened["activity"], closed["activity"]) == ("open", "close")
+    assert closed["outcome"] == "success"
+    assert (closed["cert_key_id"], closed["user"]) == ("olga", ACCOUNT)
+    assert (closed["src_ip"], closed["targets"]) == ("10.77.1.2", [f"{HOST}:22"])
+    assert (closed["dst_ip"], closed["dst_port"]) == (HOST, 22)
+    assert closed["bytes_in"] > 1000 and closed["bytes_out"] > 1000
+    assert closed["start"] <= closed["end"] and closed["duration_s"] > 0
+
+    elsewhere = world.ssh(key, _fresh_code(world.secrets["olga"]), target=SIDE_DOOR)
+    assert elsewhere.returncode == 255
+    refused = _records(world, serial, 4)[-1]
+    assert refused["denied_targets"] == [f"{SIDE_DOOR}:22"]
+    assert "targets" not in refused
+
+    host_log = world.work / "host-sshd.log"
+    host_log.write_text(
+        "".join(
+            f"{dt.datetime.now(dt.UTC).isoformat()} host sshd[{world.host.process.pid}]: {line}\n"
+            for line in world.host.log.splitlines()
+        )  # as journald would give them to the agent
+    )
+    for path in (world.work / "bastion" / "sshd.log", host_log):
+        imported = garrison(
+            "logs", "import", str(path), "--stream", "ssh", "--format", "sshd", data_dir=world.data
+        )
+        assert imported.returncode == 0, imported.stderr
+    found = garrison(
+        "logs", "search", "--stream", "ssh", "--format", "jsonl",
+        f"cert_serial={serial} AND cert_key_id=olga", data_dir=world.data,
+    )  # fmt: skip
+    events = [json.loads(line) for line in found.stdout.splitlines()]
+    assert {(e["process"], e["src_ip"], e.get("activity"), e["outcome"]) for e in events} >= {
+        ("sshd", "10.77.2.1", None, "success"),  # root's login on the host, via the bastion
+        (PROGRAM, "10.77.1.2", "close", "success"),  # the jump, from the client
+    }
 
 
 def test_the_second_factor_is_audited(world: Topology) -> None:

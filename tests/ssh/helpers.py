@@ -153,6 +153,7 @@ def run_logged(
             raise RuntimeError(log_path.read_text(errors="replace"))
         time.sleep(0.05)
     process.kill()
+    process.wait()
     raise RuntimeError(f"not ready: {log_path.read_text(errors='replace')}")
 
 

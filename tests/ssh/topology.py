@@ -79,10 +79,10 @@ class Topology:
         return found[1]
 
     def ssh(
-        self, key: Path, code: str, *, bastion_only: bool = False
+        self, key: Path, code: str, *, bastion_only: bool = False, target: str = HOST
     ) -> subprocess.CompletedProcess[str]:
-        """The stock client in the client namespace, through the bastion to the host (or, with
-        `bastion_only`, to the bastion itself); `code` answers the TOTP prompt."""
+        """The stock client in the client namespace, through the bastion to `target` (or,
+        with `bastion_only`, to the bastion itself); `code` answers the TOTP prompt."""
         config = self.work / f"{key.name}.config"
         config.write_text(
             "Host *\n"
@@ -96,7 +96,7 @@ class Topology:
         if bastion_only:
             where = ["-p", "2222", f"{ACCOUNT}@{BASTION}"]
         else:
-            where = ["-J", f"{ACCOUNT}@{BASTION}:2222", f"root@{HOST}"]
+            where = ["-J", f"{ACCOUNT}@{BASTION}:2222", f"root@{target}"]
         env = {
             "PATH": "/usr/bin:/bin",
             "SSH_ASKPASS": str(askpass),
@@ -164,6 +164,7 @@ def topology(people: list[str]) -> Iterator[Topology]:
                     ],
                 ),
                 _private_dir(work / "bastion"),
+                ready="listening on",
                 name="bastion.out",
             )  # fmt: skip
             host = _host(net, work, data, authority)

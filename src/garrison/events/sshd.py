@@ -7,6 +7,8 @@ the syslog stream are ``application_log``; lines without a syslog header are ``r
 
 Patterns anchor at the end of the message so that a user name carrying ``from 10.0.0.1``
 cannot move the source address (the injection cases of fail2ban's test suite).
+The Garrison bastion's connection records (program ``garrison-bastion``) in the same log are
+read by `garrison.events.bastion`.
 `SshdParser` also remembers each connection's address by (host, pid) and fills it into
 later lines of the same connection that carry none (``src_inferred``), as fail2ban's
 multi-line matching does.
@@ -18,6 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from garrison.events import bastion
 from garrison.events.schema import Event, raw_event, set_source
 from garrison.events.syslog import Clock, application_event, parse_header
 
@@ -503,7 +506,9 @@ class SshdParser:
                 )
             time, host, program, pid, msg, inferred = header
             event = application_event(time, host, program, pid, msg, inferred)
-        if (
+        if program == bastion.PROGRAM:
+            bastion.parse_message(msg, event)
+        elif (
             program is not None
             and program.startswith("sshd")
             and parse_message(msg, event)

@@ -10,32 +10,30 @@ only ``ProxyJump`` (direct-tcpip) to the ``HOST:PORT`` the principals file permi
 PAM names its service after the program, so sshd runs through a link named
 ``garrison-bastion`` and reads ``/etc/pam.d/garrison-bastion``, leaving the host's own sshd
 configuration alone. Every file is written atomically and the whole configuration is checked
-with ``sshd -t`` before it is used. sshd's log lines are written to a file, with time, host
-and pid, for the agent to ship into the log store.
+with ``sshd -t`` before it is used. Garrison accepts the connections itself and runs one
+``sshd -i`` for each (`garrison.ssh.listener`), which is how each connection's record (who,
+from where, to which targets, how long, bytes) is known.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import shlex
 import signal
-import socket
-import subprocess  # nosec B404  # sshd -t validates the configuration, sshd runs
-import sys
+import subprocess  # nosec B404  # sshd -t validates the configuration
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from garrison.core.errors import ConfigError, ValidationError
 from garrison.core.files import replace_private
+from garrison.ssh.listener import LOG_ROTATE_BYTES, BastionLog, Listener
 
 SSHD = Path("/usr/sbin/sshd")
 DEFAULT_DIRECTORY = Path("/etc/garrison/bastion")
 SERVICE = "garrison-bastion"
 PAM_DIR = Path("/etc/pam.d")
 ROLE_PRINCIPALS = ("role-admin", "role-operator", "role-developer")
-LOG_ROTATE_BYTES = 64 * 1024 * 1024
 _TARGET = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
 _ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
@@ -96,16 +94,14 @@ def principals_file(bastion: Bastion) -> str:
 
 def sshd_config(bastion: Bastion) -> str:
     """The bastion's sshd_config: certificates and TOTP, forwarding only, no shell."""
-    address, _, port = bastion.listen.rpartition(":")
     d = bastion.directory
     certificate = (
         f"HostCertificate {bastion.host_certificate}\n" if bastion.host_certificate else ""
     )
     return (
         "# Written by Garrison (garrison ssh bastion); changes are overwritten.\n"
-        f"ListenAddress {address.strip('[]')}\nPort {port}\n"
+        f"# Garrison listens on {bastion.listen} and runs sshd -i for each connection.\n"
         f"HostKey {bastion.host_key}\n{certificate}"
-        f"PidFile {d / 'sshd.pid'}\n"
         "AuthorizedKeysFile none\n"
         f"TrustedUserCAKeys {d / 'user_ca.pub'}\n"
         f"RevokedKeys {bastion.krl}\n"
@@ -121,7 +117,7 @@ def sshd_config(bastion: Bastion) -> str:
         "ForceCommand /bin/echo This is the Garrison bastion: use it with ssh -J.\n"
         "MaxAuthTries 3\nMaxSessions 10\nLoginGraceTime 30\n"
         "ClientAliveInterval 30\nClientAliveCountMax 4\n"
-        "LogLevel VERBOSE\n"
+        "LogLevel DEBUG1\n"  # for the jump's target; Garrison keeps the debug lines out of the log
     )
 
 
@@ -188,33 +184,15 @@ def install(bastion: Bastion, pam_dir: Path = PAM_DIR) -> None:
 
 
 def run(bastion: Bastion, log_path: Path, *, rotate_bytes: int = LOG_ROTATE_BYTES) -> int:
-    """Run the bastion's sshd in the foreground until it ends (SIGTERM and SIGINT are passed
-    on); its exit code. Each line sshd logs goes to `log_path` as a syslog line (RFC 3339 time,
-    host, ``sshd[PID]``) that the agent ships like any sshd log (`--watch
-    sshd:ssh:LOG_PATH`), and to this process's stderr; the file is rotated (``.1``) past
-    `rotate_bytes`."""
-    process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments
-        [str(bastion.program), "-D", "-e", "-f", str(bastion.config_path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """Serve the bastion in the foreground until SIGTERM or SIGINT (`garrison.ssh.listener`:
+    one ``sshd -i`` per connection); sshd's lines and the connection records go to
+    `log_path` for the agent to ship (`--watch sshd:ssh:LOG_PATH`) and to stderr."""
+    log = BastionLog(log_path, rotate_bytes=rotate_bytes)
+    listener = Listener(bastion.program, bastion.config_path, bastion.listen, log)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: process.terminate())
-    host = socket.gethostname()
-    lines = process.stderr or ()  # a pipe, as asked for above
-    log = log_path.open("ab")
+        signal.signal(sig, lambda *_: listener.stop())
     try:
-        for raw in lines:
-            text = raw.decode(errors="replace").rstrip("\r\n")
-            moment = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-            log.write(f"{moment} {host} sshd[{process.pid}]: {text}\n".encode())
-            log.flush()
-            sys.stderr.write(text + "\n")
-            if log.tell() > rotate_bytes:
-                log.close()
-                os.replace(log_path, log_path.with_name(log_path.name + ".1"))
-                log = log_path.open("ab")
+        listener.serve()
     finally:
         log.close()
-    return process.wait()
+    return 0
