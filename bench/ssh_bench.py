@@ -6,7 +6,9 @@ user CA). Setup time is the wall time of `ssh ... true`: through the bastion (`s
 hops' key exchanges, the certificate at both, the TOTP check by `garrison ssh second-factor`)
 against the same certificate straight to the host from the bastion's namespace. Each person's
 code works once per 30 s, so every measured connection through the bastion is a different
-person's. scp copies one file through each path.
+person's. scp copies one file through each path. Last, the cost of the bastion's listener
+alone (`garrison.ssh.listener`: Garrison accepts, then one `sshd -i` per connection): time to
+sshd's banner through it and to sshd as a daemon, on loopback.
 
 Run (root): .venv/bin/python bench/ssh_bench.py [connections] [megabytes]
 """
@@ -14,9 +16,12 @@ Run (root): .venv/bin/python bench/ssh_bench.py [connections] [megabytes]
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,10 +29,56 @@ import pyotp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test topology's helpers
 
-from tests.ssh.helpers import SSH
+from tests.ssh.helpers import SSH, SSHD, free_port, new_key, run_logged
 from tests.ssh.topology import ACCOUNT, BASTION, HOST, Topology, topology
 
+from garrison.ssh.listener import BastionLog, Listener
+
 SCP = "/usr/bin/scp"
+BANNERS = 30
+
+
+def _to_banner(port: int) -> float:
+    """Median seconds from connect to sshd's banner, over `BANNERS` connections."""
+    times = []
+    for _ in range(BANNERS):
+        start = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.recv(64)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def listener_cost(work: Path) -> tuple[float, float]:
+    """The bastion's own front door against sshd's: median time to the banner on loopback
+    through `Listener` (`sshd -i` per connection) and to sshd run as a daemon."""
+    new_key(work / "host_ed25519")
+    config = work / "sshd_config"
+    daemon_port, listener_port = free_port(), free_port()
+    config.write_text(
+        f"HostKey {work / 'host_ed25519'}\nAuthorizedKeysFile none\nUsePAM no\n"
+        f"LogLevel DEBUG1\nListenAddress 127.0.0.1\nPort {daemon_port}\n"
+        f"PidFile {work / 'sshd.pid'}\n"
+    )
+    log = BastionLog(work / "listener.log")
+    listener = Listener(Path(SSHD), config, f"127.0.0.1:{listener_port}", log)
+    ready = threading.Event()
+    thread = threading.Thread(target=listener.serve, args=(ready,), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        through_listener = _to_banner(listener_port)
+    finally:
+        listener.stop()
+        thread.join(20)
+        log.close()
+    daemon = run_logged([SSHD, "-D", "-e", "-f", str(config)], work)
+    try:
+        as_daemon = _to_banner(daemon_port)
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+    return through_listener, as_daemon
 
 
 def _config(world: Topology, key: Path) -> Path:
@@ -115,6 +166,12 @@ def main() -> None:
             f"| {name} | {statistics.median(times) * 1000:.0f} ms | {max(times) * 1000:.0f} ms "
             f"| {megabytes / copy:.0f} MiB/s |"
         )
+    with tempfile.TemporaryDirectory() as scratch:
+        through_listener, as_daemon = listener_cost(Path(scratch))
+    print(
+        f"\nTime to sshd's banner on loopback, median of {BANNERS}: bastion listener with "
+        f"sshd -i {through_listener * 1000:.1f} ms, sshd as a daemon {as_daemon * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

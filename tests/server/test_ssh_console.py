@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+from garrison.events.bastion import PROGRAM, Connection, message
+from garrison.events.parsers import events_parser
+from garrison.server import trail
 from garrison.server.ssh.models import Certificate
 from tests.conftest import api_client, signed_in_client
 from tests.factories import Person, make_person
@@ -56,3 +60,47 @@ def test_operators_see_and_revoke_everyones_auditors_only_see(
     operator.post(f"/ssh/{cert.serial}/revoke/")
     cert.refresh_from_db()
     assert cert.state == "revoked"
+
+
+def _record(activity: str, port: int, end: str = "") -> dict[str, object]:
+    """A bastion record as the sshd parser makes it from the bastion's log."""
+    (event,) = events_parser("sshd")(
+        f"{dt.datetime.now(dt.UTC).isoformat()} jump-1 {PROGRAM}[7]: "
+        + message(
+            activity,  # type: ignore[arg-type]  # opened or closed
+            Connection(
+                src_ip="198.51.100.7",
+                src_port=port,
+                start="2026-12-01T09:00:00.000000Z",
+                cert_key_id="olga",
+                cert_serial=port,
+                authenticated=True,
+                targets=["10.0.2.2:22"] if end else [],
+                denied=["10.0.2.9:5432"] if end else [],
+                end=end,
+                duration_s=61.5 if end else None,
+                bytes_in=2048 if end else None,
+                bytes_out=10_485_760 if end else None,
+            ),
+        )
+    )
+    return event
+
+
+def test_who_is_connected_through_the_bastion_and_recent_connections(admin: Person) -> None:
+    trail.store().append(
+        "ssh",
+        [
+            _record("opened", 50001),
+            _record("closed", 50001, end="2026-12-01T09:01:01.500000Z"),
+            _record("opened", 50002),  # still connected
+        ],
+    )
+    page = signed_in_client(admin).get("/ssh/").content.decode()
+    connected = page.split("<caption>Connected now</caption>", 1)[1].split("</table>", 1)[0]
+    assert "50002" in connected
+    assert "50001" not in connected
+    recent = page.split("<caption>Recent connections", 1)[1].split("</table>", 1)[0]
+    assert "<td>10.0.2.2:22</td><td>10.0.2.9:5432</td><td>61.5</td>" in recent
+    assert "2.0\xa0KB / 10.0\xa0MB" in recent
+    assert "50002" not in recent

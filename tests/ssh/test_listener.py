@@ -91,12 +91,15 @@ def test_what_sshd_logs_is_kept_without_its_debug_lines(listener: Listener) -> N
     listener.stop()
     text = listener.log.path.read_text()
     assert "debug1:" not in text
-    assert " sshd[" in text and "Connection from 127.0.0.1" in text
+    assert " sshd[" in text
+    assert "Connection from 127.0.0.1" in text
     (closed,) = [e for e in _records(listener) if e["activity"] == "close"]
     assert (closed["process"], closed["outcome"], closed["src_ip"]) == (
         PROGRAM,
         "failure",
         "127.0.0.1",
     )
-    assert isinstance(closed["bytes_in"], int) and closed["bytes_in"] >= len("not ssh at all\r\n")
-    assert isinstance(closed["bytes_out"], int) and closed["bytes_out"] > 0
+    assert isinstance(closed["bytes_in"], int)
+    assert closed["bytes_in"] >= len("not ssh at all\r\n")
+    assert isinstance(closed["bytes_out"], int)
+    assert closed["bytes_out"] > 0

@@ -1,5 +1,5 @@
 """Console page SSH: my certificates (issue with a fresh TOTP code, revoke), who holds live
-certificates, and recent logins through certificates and the bastion."""
+certificates, who is connected through the bastion, recent connections and logins."""
 
 from __future__ import annotations
 
@@ -13,18 +13,20 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from garrison.core.errors import GarrisonError
+from garrison.core.errors import GarrisonError, NotFoundError
+from garrison.events.bastion import PROGRAM as BASTION_PROGRAM
 from garrison.server.accounts.actions import verify_second_factor
 from garrison.server.accounts.middleware import client_ip
 from garrison.server.accounts.roles import OPERATE, READ_ALL, SELF_SERVICE
 from garrison.server.accounts.views import console_user
-from garrison.server.logs.queries import search_logs
+from garrison.server.logs.queries import MAX_LIMIT, search_logs
 from garrison.server.ssh import actions, queries
 from garrison.server.ssh.api import ssh_config
 from garrison.ssh.ca import parse_user_key
 
 RECENT = 20
 RECENT_DAYS = 7
+CONNECTED = 200  # open connections shown at most
 
 
 class IssueForm(forms.Form):
@@ -41,13 +43,35 @@ class IssueForm(forms.Form):
     )
 
 
-def _recent(actor: Any, stream: str, text: str) -> list[dict[str, Any]]:
-    since = (timezone.now() - dt.timedelta(days=RECENT_DAYS)).isoformat()
+def _recent(
+    actor: Any, stream: str, text: str, *, since: str = "", limit: int = RECENT
+) -> list[dict[str, Any]]:
+    since = since or (timezone.now() - dt.timedelta(days=RECENT_DAYS)).isoformat()
     try:
-        hits = search_logs(actor, stream=stream, text=text, since=since, limit=RECENT)
-    except GarrisonError:
+        hits = search_logs(actor, stream=stream, text=text, since=since, limit=limit)
+    except NotFoundError:
         return []  # the stream does not exist yet
     return [{"time": h.time, **h.event} for h in hits]
+
+
+def _connection(event: dict[str, Any]) -> tuple[Any, ...]:
+    return (event.get("host"), event.get("src_ip"), event.get("src_port"), event.get("start"))
+
+
+def _bastion_connections(actor: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(open now, recently ended) connections through the bastion, from its records: a
+    connection is open when its ``open`` record of the last day has no ``close`` after it."""
+    bastion = f'process="{BASTION_PROGRAM}"'
+    ended = _recent(actor, "ssh", f"{bastion} AND activity=close AND outcome=success")
+    day = (timezone.now() - dt.timedelta(days=1)).isoformat()
+    opened = _recent(actor, "ssh", f"{bastion} AND activity=open", since=day, limit=CONNECTED)
+    if not opened:
+        return [], ended
+    closes = _recent(
+        actor, "ssh", f"{bastion} AND activity=close", since=opened[-1]["time"], limit=MAX_LIMIT
+    )
+    closed = {_connection(e) for e in closes}
+    return [e for e in opened if _connection(e) not in closed], ended
 
 
 @require_http_methods(["GET", "POST"])
@@ -73,6 +97,7 @@ def page(request: HttpRequest) -> HttpResponse:
             else:
                 form = IssueForm()
     readers = actor.role in READ_ALL
+    connected, connections = _bastion_connections(actor) if readers else ([], [])
     context = {
         "form": form,
         "issued": issued,
@@ -81,6 +106,8 @@ def page(request: HttpRequest) -> HttpResponse:
         "live": queries.live_certificates()[:200] if readers else [],
         "logins": _recent(actor, "ssh", 'cert_key_id!="" AND outcome=success') if readers else [],
         "bastion": _recent(actor, "audit", "action=ssh.bastion.second-factor") if readers else [],
+        "connected": connected,
+        "connections": connections,
         "can_issue": actor.role in SELF_SERVICE,
         "can_revoke_any": actor.role in OPERATE,
     }
