@@ -10,9 +10,13 @@ dev=0
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Debian's own Python, not one under a home directory: PostgreSQL runs Garrison as its
+# archive_command, as the postgres user, who must be able to run .venv/bin/python.
+python=/usr/bin/python3
 apt_packages=()
-python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
+"$python" -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3 python3-venv)
 command -v ssh-keygen >/dev/null || apt_packages+=(openssh-client)  # SSH CA: KRLs
+command -v gpg >/dev/null || apt_packages+=(gnupg)  # backups are OpenPGP messages
 if [ "$dev" = 1 ]; then
   # the client alone (psql) may be there: look for the server binary itself
   compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || apt_packages+=(postgresql)
@@ -29,7 +33,7 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+[ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$dev" = 1 ]; then
   .venv/bin/pip install -q -r requirements/dev.txt

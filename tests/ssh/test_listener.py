@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,22 @@ from garrison.ssh.listener import BastionLog, Listener
 from tests.ssh.helpers import SSHD, free_port, new_key
 
 
+@dataclass
+class Served:
+    """A listener serving in a thread."""
+
+    listener: Listener
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        """Stop, and wait until every connection's record is written."""
+        self.listener.stop()
+        self.thread.join(20)
+        assert not self.thread.is_alive()
+
+
 @pytest.fixture
-def listener(tmp_path: Path) -> Iterator[Listener]:
+def listener(tmp_path: Path) -> Iterator[Served]:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     new_key(tmp_path / "host_ed25519")
     config = tmp_path / "sshd_config"
@@ -33,18 +48,17 @@ def listener(tmp_path: Path) -> Iterator[Listener]:
     thread = threading.Thread(target=served.serve, args=(ready,), daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield served
-    served.stop()
-    thread.join(20)
-    assert not thread.is_alive()
+    running = Served(served, thread)
+    yield running
+    running.stop()
     log.close()
 
 
-def _connect(listener: Listener, source: str) -> socket.socket:
+def _connect(served: Served, source: str) -> socket.socket:
     client = socket.socket()
     client.settimeout(10)
     client.bind((source, 0))
-    client.connect((listener.address, listener.port))
+    client.connect((served.listener.address, served.listener.port))
     return client
 
 
@@ -57,13 +71,13 @@ def _rest(client: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def _records(listener: Listener) -> list[dict[str, object]]:
+def _records(served: Served) -> list[dict[str, object]]:
     parse = events_parser("sshd")
-    lines = listener.log.path.read_text().splitlines()
+    lines = served.listener.log.path.read_text().splitlines()
     return [e for line in lines for e in parse(line) if e.get("activity")]
 
 
-def test_limits_per_source_and_in_all_then_stop_records_everyone(listener: Listener) -> None:
+def test_limits_per_source_and_in_all_then_stop_records_everyone(listener: Served) -> None:
     first, second = _connect(listener, "127.0.0.1"), _connect(listener, "127.0.0.1")
     for client in (first, second):
         assert client.recv(64).startswith(b"SSH-2.0-")  # each has its own sshd
@@ -83,13 +97,13 @@ def test_limits_per_source_and_in_all_then_stop_records_everyone(listener: Liste
     ]
 
 
-def test_what_sshd_logs_is_kept_without_its_debug_lines(listener: Listener) -> None:
+def test_what_sshd_logs_is_kept_without_its_debug_lines(listener: Served) -> None:
     client = _connect(listener, "127.0.0.1")
     assert client.recv(64).startswith(b"SSH-2.0-")
     client.sendall(b"not ssh at all\r\n")
     assert _rest(client).startswith(b"Invalid SSH identification string.")
     listener.stop()
-    text = listener.log.path.read_text()
+    text = listener.listener.log.path.read_text()
     assert "debug1:" not in text
     assert " sshd[" in text
     assert "Connection from 127.0.0.1" in text

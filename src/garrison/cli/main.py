@@ -14,6 +14,7 @@ from garrison.cli import (
     agent,
     collector,
     config,
+    db,
     demo,
     detect,
     detector,
@@ -47,6 +48,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(agent.app, name="agent")
 app.add_typer(pki.app, name="pki")
 app.add_typer(config.app, name="config")
+app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(detect.app, name="detect")
 app.add_typer(host.app, name="host")

@@ -1,0 +1,153 @@
+"""Base backups: ``pg_basebackup`` streamed as a tar, sealed on the way into the repository.
+
+``pg_basebackup -D - -F tar -X none``: the data directory as one tar on stdout (its
+``backup_manifest`` inside), compressed and encrypted as it arrives, never on disk in the
+clear. The WAL it needs comes from the archive: with ``-X none`` the server waits, at the
+end of the backup, until the last WAL file it needs is archived, so a backup that returns is
+restorable. Where it starts (``backup_label``) and ends (the manifest's WAL range) is read
+from the tar as it passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess  # nosec B404  # pg_basebackup makes the backup
+from collections.abc import Callable
+from typing import IO
+
+from garrison.backup import postgres, wal
+from garrison.backup.repo import BaseEntry, Repository, iso
+from garrison.backup.seal import BackupError, drain, seal
+
+_START = re.compile(r"^START WAL LOCATION: (\S+) ", re.MULTILINE)
+_TIMELINE = re.compile(r"^START TIMELINE: (\d+)", re.MULTILINE)
+_END = re.compile(r'"End-LSN": ?"([0-9A-F]+/[0-9A-F]+)"')
+_BLOCK = 512
+_KEEP = 64 * 1024  # of backup_manifest, whose end holds the WAL range
+Clock = Callable[[], dt.datetime]
+
+
+class TarTap:
+    """Passes a tar stream through while keeping ``backup_label`` and the end of
+    ``backup_manifest``: where the backup starts (and on which timeline) and where it ends."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.kept: dict[str, bytearray] = {}
+        self._buffer = bytearray()
+        self._member: str | None = None
+        self._left = 0  # bytes of the current member's data (with padding) still to come
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.source.read(size)
+        self._buffer += chunk
+        self._parse()
+        return chunk
+
+    def _parse(self) -> None:
+        buffer = self._buffer
+        while True:
+            if self._left:
+                take = min(self._left, len(buffer))
+                if self._member is not None:
+                    kept = self.kept[self._member]
+                    kept += buffer[:take]
+                    del kept[: max(0, len(kept) - _KEEP)]
+                del buffer[:take]
+                self._left -= take
+                if self._left:
+                    return
+                self._member = None
+            if len(buffer) < _BLOCK:
+                return
+            header = bytes(buffer[:_BLOCK])
+            del buffer[:_BLOCK]
+            if not header.strip(b"\0"):
+                continue  # the end-of-archive blocks
+            name = header[:100].split(b"\0", 1)[0].decode(errors="replace")
+            size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+            self._left = -(-size // _BLOCK) * _BLOCK
+            if name in {"backup_label", "backup_manifest"}:
+                self._member = name
+                self.kept[name] = bytearray()
+
+    def text(self, name: str) -> str:
+        return bytes(self.kept.get(name, b"")).rstrip(b"\0").decode(errors="replace")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def take(
+    repo: Repository,
+    *,
+    host: str,
+    port: int,
+    user: str,
+    os_user: str | None,
+    clock: Clock = _now,
+) -> BaseEntry:
+    """Take a base backup of the cluster at `host` (a socket directory or an address) and
+    `port` as database role `user`; its catalog entry once it is durable."""
+    started = clock()
+    backup_id = repo.new_base_id(started)
+    argv = postgres.as_owner(
+        [
+            postgres.program("pg_basebackup"), "--pgdata", "-", "--format", "tar",
+            "--wal-method", "none", "--checkpoint", "fast", "--verbose", "--no-password",
+            "--host", host, "--port", str(port), "--username", user,
+            "--label", f"garrison {backup_id}",
+        ],
+        os_user,
+    )  # fmt: skip
+    process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    if process.stdout is None:
+        raise BackupError("pg_basebackup started without pipes")
+    reader, said = drain(process.stderr)
+    try:
+        with repo.sealing_base(backup_id) as out:
+            tap = TarTap(process.stdout)
+            sealed = seal(tap, out, repo.public_key)  # type: ignore[arg-type]  # reads like a file
+            reader.join()
+            if process.wait() != 0:
+                words = b"".join(said).decode(errors="replace").strip().splitlines()
+                raise BackupError(
+                    "pg_basebackup failed: " + (" / ".join(words[-3:]) or "no reason given"),
+                    hint="check --host, --port and --username, and that archiving works "
+                    "(garrison db check)",
+                )
+    except BaseException:
+        process.kill()
+        process.wait()
+        reader.join()
+        shutil.rmtree(repo.base_dir(backup_id), ignore_errors=True)  # nothing of it counted
+        raise
+    label, manifest = tap.text("backup_label"), tap.text("backup_manifest")
+    start, on, end = _START.search(label), _TIMELINE.search(label), _END.search(manifest)
+    if start is None or on is None or end is None:
+        shutil.rmtree(repo.base_dir(backup_id), ignore_errors=True)
+        raise BackupError(
+            "the backup's tar holds no backup_label or backup_manifest saying where it starts "
+            "and ends"
+        )
+    timeline = int(on[1])
+    entry = BaseEntry(
+        id=backup_id,
+        started_at=iso(started),
+        finished_at=iso(clock()),
+        timeline=timeline,
+        start_lsn=start[1],
+        stop_lsn=end[1],
+        start_wal=wal.segment_of(timeline, wal.parse_lsn(start[1])),
+        size=sealed.size,
+        sha256=sealed.sha256,
+        plain_size=sealed.plain_size,
+        plain_sha256=sealed.plain_sha256,
+    )
+    repo.put_base(entry)
+    return entry

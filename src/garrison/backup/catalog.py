@@ -1,0 +1,118 @@
+"""What the repository can restore: the recoverable window, gaps in the WAL, integrity.
+
+A base backup is restorable from the moment it finished (its end point is reached by then) as
+long as every WAL segment from its start onwards is archived without a gap; the window runs
+from the oldest such backup's end to the archive time of the last segment that follows the
+newest backup without a gap (like RDS's ``LatestRestorableTime``: what was committed before
+that segment was switched is in the archive).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from garrison.backup import wal
+from garrison.backup.repo import BaseEntry, Repository, WalEntry, file_sha256, parse_iso
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Segments missing between two archived ones (first and last missing, inclusive)."""
+
+    timeline: int
+    first: str
+    last: str
+
+
+@dataclass
+class Catalog:
+    """The repository's base backups and WAL, read once."""
+
+    bases: list[BaseEntry]
+    wal: dict[str, WalEntry]
+    _segments: dict[int, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, repo: Repository) -> Catalog:
+        entries = {e.name: e for e in repo.wal_entries()}
+        catalog = cls(repo.bases(), entries)
+        for name in entries:
+            if wal.SEGMENT_RE.match(name):
+                timeline, number = wal.segment_number(name)
+                catalog._segments.setdefault(timeline, []).append(number)
+        for numbers in catalog._segments.values():
+            numbers.sort()
+        return catalog
+
+    def run_from(self, start_wal: str) -> list[WalEntry]:
+        """The archived segments from `start_wal` on, without a gap."""
+        timeline, number = wal.segment_number(start_wal)
+        run = []
+        while (entry := self.wal.get(wal.segment_name(timeline, number))) is not None:
+            run.append(entry)
+            number += 1
+        return run
+
+    def restorable(self, base: BaseEntry) -> bool:
+        """Whether every segment the backup needs to be consistent is archived."""
+        run = self.run_from(base.start_wal)
+        needed = wal.segment_of(base.timeline, wal.parse_lsn(base.stop_lsn))
+        return bool(run) and run[-1].name >= needed
+
+    def window(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """(earliest, latest) restorable time, or None when nothing is restorable."""
+        usable = [b for b in self.bases if self.restorable(b)]
+        if not usable:
+            return None
+        newest = usable[-1]
+        last = self.run_from(newest.start_wal)[-1]
+        latest = max(parse_iso(last.archived_at), parse_iso(newest.finished_at))
+        return parse_iso(usable[0].finished_at), latest
+
+    def gaps(self) -> list[Gap]:
+        """Missing segments between the oldest base backup's start and the newest segment of
+        each timeline."""
+        found = []
+        oldest = {b.timeline: wal.segment_number(b.start_wal)[1] for b in reversed(self.bases)}
+        for timeline, numbers in sorted(self._segments.items()):
+            previous = oldest.get(timeline, numbers[0]) - 1
+            for number in numbers:
+                if number <= previous:
+                    continue
+                if number > previous + 1:
+                    found.append(
+                        Gap(
+                            timeline,
+                            wal.segment_name(timeline, previous + 1),
+                            wal.segment_name(timeline, number - 1),
+                        )
+                    )
+                previous = number
+        return found
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A repository file whose checksum or size is not what its entry says, or is missing."""
+
+    path: str
+    reason: str
+
+
+def verify(repo: Repository, catalog: Catalog) -> list[Damage]:
+    """Check every sealed file against its catalog entry (size, then SHA-256)."""
+    damaged = []
+    files = [(repo.wal_path(e.name), e.size, e.sha256) for e in catalog.wal.values()]
+    files += [(repo.base_dir(b.id) / "data.tar.zst.gpg", b.size, b.sha256) for b in catalog.bases]
+    for path, size, sha256 in files:
+        try:
+            actual = path.stat().st_size
+        except FileNotFoundError:
+            damaged.append(Damage(str(path), "missing"))
+            continue
+        if actual != size:
+            damaged.append(Damage(str(path), f"{actual} bytes where {size} were written"))
+        elif file_sha256(path) != sha256:
+            damaged.append(Damage(str(path), "its SHA-256 is not the one written"))
+    return damaged
