@@ -120,7 +120,7 @@ def cluster(work: Path) -> Iterator[Cluster]:
 def gpg_keys(folder: Path) -> tuple[Path, Path]:
     """A fresh OpenPGP key pair (no passphrase): (public key file, private key file)."""
     home = folder / "gnupg"
-    home.mkdir(mode=0o700)
+    home.mkdir(mode=0o700, parents=True)
     base = [
         "gpg",
         "--batch",

@@ -19,7 +19,7 @@ from typing import IO
 
 from garrison.backup import postgres, wal
 from garrison.backup.repo import BaseEntry, Repository, iso
-from garrison.backup.seal import BackupError, drain, seal
+from garrison.backup.seal import BackupError, child, drain, seal
 
 _START = re.compile(r"^START WAL LOCATION: (\S+) ", re.MULTILINE)
 _TIMELINE = re.compile(r"^START TIMELINE: (\d+)", re.MULTILINE)
@@ -103,14 +103,12 @@ def take(
         ],
         os_user,
     )  # fmt: skip
-    process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    if process.stdout is None:
-        raise BackupError("pg_basebackup started without pipes")
-    reader, said = drain(process.stderr)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "stdin": subprocess.DEVNULL}
     try:
-        with repo.sealing_base(backup_id) as out:
+        with child(argv, **pipes) as process, repo.sealing_base(backup_id) as out:
+            if process.stdout is None:
+                raise BackupError("pg_basebackup started without pipes")
+            reader, said = drain(process.stderr)
             tap = TarTap(process.stdout)
             sealed = seal(tap, out, repo.public_key)  # type: ignore[arg-type]  # reads like a file
             reader.join()
@@ -122,9 +120,6 @@ def take(
                     "(garrison db check)",
                 )
     except BaseException:
-        process.kill()
-        process.wait()
-        reader.join()
         shutil.rmtree(repo.base_dir(backup_id), ignore_errors=True)  # nothing of it counted
         raise
     label, manifest = tap.text("backup_label"), tap.text("backup_manifest")

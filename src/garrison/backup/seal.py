@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import zstandard
 
@@ -64,6 +64,24 @@ def _home() -> Iterator[str]:
             check=False,
         )
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def child(argv: list[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process whose pipes are closed and which is reaped however the block ends
+    (killed first when the block ends by an exception)."""
+    process = subprocess.Popen(argv, **options)  # noqa: S603  # nosec B603  # callers' fixed argv
+    try:
+        yield process
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                with suppress(OSError):
+                    pipe.close()
+        process.wait()
 
 
 def drain(stream: IO[bytes] | None) -> tuple[threading.Thread, list[bytes]]:
@@ -112,31 +130,28 @@ def _feed(source: IO[bytes], sink: IO[bytes], plain: hashlib._Hash, sizes: list[
 def seal(source: IO[bytes], destination: IO[bytes], public_key: Path) -> Sealed:
     """Compress and encrypt `source` to `public_key` into `destination` (not closed)."""
     with _home() as home:
-        gpg = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments
-            [
-                GPG, *_GPG_BASE, "--homedir", home, "--trust-model", "always",
-                "--compress-algo", "none", "--recipient-file", str(public_key),
-                "--output", "-", "--encrypt",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        if gpg.stdin is None or gpg.stdout is None:
-            raise BackupError("gpg started without pipes")
-        plain, sizes = hashlib.sha256(), [0]
-        feeder = threading.Thread(target=_feed, args=(source, gpg.stdin, plain, sizes))
-        feeder.start()
-        reader, errors = drain(gpg.stderr)
-        digest, size = hashlib.sha256(), 0
-        while chunk := gpg.stdout.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            destination.write(chunk)
-        feeder.join()
-        reader.join()
-        if gpg.wait() != 0:
-            raise _gpg_error("encrypt", b"".join(errors))
+        argv = [
+            GPG, *_GPG_BASE, "--homedir", home, "--trust-model", "always",
+            "--compress-algo", "none", "--recipient-file", str(public_key),
+            "--output", "-", "--encrypt",
+        ]  # fmt: skip
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        with child(argv, **pipes) as gpg:
+            if gpg.stdin is None or gpg.stdout is None:
+                raise BackupError("gpg started without pipes")
+            plain, sizes = hashlib.sha256(), [0]
+            feeder = threading.Thread(target=_feed, args=(source, gpg.stdin, plain, sizes))
+            feeder.start()
+            reader, errors = drain(gpg.stderr)
+            digest, size = hashlib.sha256(), 0
+            while chunk := gpg.stdout.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                destination.write(chunk)
+            feeder.join()
+            reader.join()
+            if gpg.wait() != 0:
+                raise _gpg_error("encrypt", b"".join(errors))
     return Sealed(size, digest.hexdigest(), sizes[0], plain.hexdigest())
 
 
@@ -168,34 +183,31 @@ class Opener:
             argv += ["--passphrase-file", str(self.passphrase_file)]
         else:
             argv += ["--passphrase", ""]
-        gpg = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments
-            [*argv, "--decrypt", str(sealed)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        if gpg.stdout is None:
-            raise BackupError("gpg started without pipes")
-        reader, errors = drain(gpg.stderr)
-        size = 0
-        try:
-            with zstandard.ZstdDecompressor().stream_reader(gpg.stdout, closefd=False) as plain:
-                while chunk := plain.read(CHUNK):
-                    size += len(chunk)
-                    destination.write(chunk)
-        except zstandard.ZstdError as exc:
-            gpg.kill()
-            gpg.wait()
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        with child([*argv, "--decrypt", str(sealed)], **pipes) as gpg:
+            if gpg.stdout is None:
+                raise BackupError("gpg started without pipes")
+            reader, errors = drain(gpg.stderr)
+            size = 0
+            try:
+                with zstandard.ZstdDecompressor().stream_reader(gpg.stdout, closefd=False) as plain:
+                    while chunk := plain.read(CHUNK):
+                        size += len(chunk)
+                        destination.write(chunk)
+            except zstandard.ZstdError as exc:
+                gpg.kill()
+                gpg.wait()
+                reader.join()
+                if errors and errors[0]:
+                    raise _gpg_error(f"decrypt {sealed}", errors[0]) from None
+                raise BackupError(f"{sealed} is damaged: {exc}") from None
             reader.join()
-            if errors and errors[0]:
-                raise _gpg_error(f"decrypt {sealed}", errors[0]) from None
-            raise BackupError(f"{sealed} is damaged: {exc}") from None
-        reader.join()
-        if gpg.wait() != 0:
-            said = b"".join(errors)
-            if b"No secret key" in said:
-                raise BackupError(
-                    f"cannot decrypt {sealed}: the private key given is not the backup key",
-                    hint="use the private key whose public key the repository was made with",
-                )
-            raise _gpg_error(f"decrypt {sealed}", said)
+            if gpg.wait() != 0:
+                said = b"".join(errors)
+                if b"No secret key" in said:
+                    raise BackupError(
+                        f"cannot decrypt {sealed}: the private key given is not the backup key",
+                        hint="use the private key whose public key the repository was made with",
+                    )
+                raise _gpg_error(f"decrypt {sealed}", said)
         return size

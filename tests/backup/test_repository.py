@@ -1,0 +1,177 @@
+"""The repository without PostgreSQL: atomic writes, the catalog, integrity, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from garrison.backup import wal
+from garrison.backup.catalog import Catalog, verify
+from garrison.backup.repo import BaseEntry, Repository, iso
+from garrison.backup.retention import expire, plan
+from garrison.backup.seal import BackupError, opener, seal
+from tests.backup.helpers import gpg_keys
+from tests.cli import garrison
+
+DAY = dt.timedelta(days=1)
+T0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return gpg_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, keys: tuple[Path, Path]) -> Repository:
+    return Repository.init(tmp_path / "repo", keys[0], T0)
+
+
+def _segment(tmp_path: Path, number: int, timeline: int = 1) -> tuple[str, Path]:
+    name = wal.segment_name(timeline, number)
+    path = tmp_path / name
+    path.write_bytes(name.encode() * 1000)
+    return name, path
+
+
+def _archive(repo: Repository, tmp_path: Path, number: int, when: dt.datetime) -> str:
+    name, path = _segment(tmp_path, number)
+    repo.put_wal(name, path, when)
+    return name
+
+
+def _base(repo: Repository, start: int, stop: int, when: dt.datetime) -> BaseEntry:
+    backup_id = repo.new_base_id(when)
+    with repo.sealing_base(backup_id) as out:
+        sealed = seal(io.BytesIO(b"not really a tar"), out, repo.public_key)
+    entry = BaseEntry(
+        id=backup_id, started_at=iso(when - dt.timedelta(minutes=5)), finished_at=iso(when),
+        timeline=1, start_lsn=wal.format_lsn(start * wal.SEGMENT_BYTES + 40),
+        stop_lsn=wal.format_lsn(stop * wal.SEGMENT_BYTES + 200),
+        start_wal=wal.segment_name(1, start),
+        size=sealed.size, sha256=sealed.sha256, plain_size=sealed.plain_size,
+        plain_sha256=sealed.plain_sha256,
+    )  # fmt: skip
+    repo.put_base(entry)
+    return entry
+
+
+def test_sealed_files_open_with_the_private_key_only(
+    repo: Repository, tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    name = _archive(repo, tmp_path, 7, T0)
+    with opener(keys[1]) as keyring:
+        plain = io.BytesIO()
+        keyring.open(repo.wal_path(name), plain)
+    assert plain.getvalue() == name.encode() * 1000
+    _, other = gpg_keys(tmp_path / "other")
+    with opener(other) as wrong, pytest.raises(BackupError, match="not the backup key"):
+        wrong.open(repo.wal_path(name), io.BytesIO())
+
+
+def test_the_same_file_again_is_accepted_other_contents_refused(
+    repo: Repository, tmp_path: Path
+) -> None:
+    name, path = _segment(tmp_path, 3)
+    assert repo.put_wal(name, path, T0)[1] is True
+    assert repo.put_wal(name, path, T0 + DAY)[1] is False  # PostgreSQL retried after a crash
+    path.write_bytes(b"something else")
+    with pytest.raises(BackupError, match="already archived with other contents"):
+        repo.put_wal(name, path, T0)
+
+
+def test_window_and_gaps(repo: Repository, tmp_path: Path) -> None:
+    assert Catalog.read(repo).window() is None
+    _base(repo, 2, 2, T0)
+    for n in range(2, 6):
+        _archive(repo, tmp_path, n, T0 + n * dt.timedelta(minutes=5))
+    _archive(repo, tmp_path, 8, T0 + dt.timedelta(hours=1))  # 6 and 7 are missing
+    catalog = Catalog.read(repo)
+    assert catalog.window() == (T0, T0 + 5 * dt.timedelta(minutes=5))
+    assert [(g.first, g.last) for g in catalog.gaps()] == [
+        (wal.segment_name(1, 6), wal.segment_name(1, 7))
+    ]
+
+
+def test_damaged_and_missing_files_are_found(repo: Repository, tmp_path: Path) -> None:
+    _base(repo, 1, 1, T0)
+    names = [_archive(repo, tmp_path, n, T0) for n in (1, 2, 3)]
+    with repo.wal_path(names[0]).open("r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\0\0\0\0")  # the same size, other bytes
+    repo.wal_path(names[1]).unlink()
+    found = {Path(d.path).name: d.reason for d in verify(repo, Catalog.read(repo))}
+    assert found == {
+        f"{names[0]}.zst.gpg": "its SHA-256 is not the one written",
+        f"{names[1]}.zst.gpg": "missing",
+    }
+    checked = garrison("db", "check", "--repo", str(repo.root))
+    assert checked.returncode == 1
+    assert "damaged:" in checked.stdout
+
+
+def test_an_archiver_killed_mid_write_leaves_nothing_that_counts(
+    repo: Repository, tmp_path: Path
+) -> None:
+    name = wal.segment_name(1, 9)
+    big = tmp_path / name
+    with big.open("wb") as fh:
+        fh.write(os.urandom(wal.SEGMENT_BYTES))
+    sealed = repo.wal_path(name)
+    archiver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "garrison",
+            "db",
+            "archive-wal",
+            "--repo",
+            str(repo.root),
+            str(big),
+            name,
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while not list(sealed.parent.glob(".tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)  # until it is writing
+    os.kill(archiver.pid, signal.SIGKILL)
+    archiver.wait()
+    assert repo.wal_entry(name) is None
+    assert not sealed.exists()
+    assert Catalog.read(repo).wal == {}
+    assert [p.name.startswith(".tmp-") for p in repo.loose_files()] == [True]
+    again = garrison("db", "archive-wal", "--repo", str(repo.root), str(big), name)
+    assert again.returncode == 0, again.stderr  # PostgreSQL's retry
+    assert repo.wal_entry(name) is not None
+
+
+def test_retention_over_forty_days_keeps_every_point_of_the_last_thirty(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """A base backup every day at midnight with 4 segments a day (6 h apart)."""
+    for day in range(40):
+        _base(repo, day * 4, day * 4, T0 + day * DAY)
+        for k in range(4):
+            _archive(repo, tmp_path, day * 4 + k, T0 + day * DAY + k * dt.timedelta(hours=6))
+    now = T0 + 39 * DAY + dt.timedelta(hours=20)
+    todo = plan(Catalog.read(repo), now, 30 * DAY)
+    assert todo.anchor is not None
+    assert todo.anchor.finished_at == iso(T0 + 9 * DAY)  # the newest finished by now - 30 days
+    assert len(todo.bases) == 9
+    assert todo.wal == [wal.segment_name(1, n) for n in range(36)]
+    expire(repo, now, 30 * DAY)
+    catalog = Catalog.read(repo)
+    assert len(catalog.bases) == 31
+    assert catalog.gaps() == []
+    earliest, latest = catalog.window()  # type: ignore[misc]
+    assert earliest <= now - 30 * DAY
+    assert latest == T0 + 39 * DAY + dt.timedelta(hours=18)
+    assert expire(repo, now, 30 * DAY).bases == []  # nothing more to do
