@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from garrison.backup.repo import Repository
+from garrison.backup.role import BackupRole
 from tests.backup.helpers import Cluster, as_postgres, cluster, gpg_keys, owned, workspace
 from tests.cli import garrison
 
@@ -136,3 +140,47 @@ def test_refusals_say_what_is_wrong(world: World) -> None:
     )  # fmt: skip
     assert secret_as_public.returncode != 0
     assert "public key only" in secret_as_public.stderr
+
+
+def test_drills_restore_a_random_point_and_a_failed_one_is_a_finding(world: World) -> None:
+    events = world.work / "backup-events.jsonl"
+    scratch = owned(world.work / "scratch")
+    drill = [
+        "db", "drill", "--repo", str(world.repo), "--private-key", str(world.private),
+        "--scratch", str(scratch), "--events", str(events),
+    ]  # fmt: skip
+    passed = garrison(*drill, "--sql", "SELECT count(*) > 0 FROM notes", data_dir=world.work / "g")
+    assert passed.returncode == 0, passed.stderr
+    assert "and checked it" in passed.stdout
+    failed = garrison(
+        *drill, "--sql", "SELECT count(*) > 100 FROM notes", data_dir=world.work / "g"
+    )
+    assert failed.returncode == 1
+    assert "the SQL check says 'f', not true" in failed.stderr
+    assert list(scratch.iterdir()) == []  # every copy removed
+    outcomes = [json.loads(line)["outcome"] for line in events.read_text().splitlines()]
+    assert outcomes == ["success", "failure"]
+    replay = garrison("detect", "replay", str(events), "--format", "jsonl")
+    assert replay.returncode == 0, replay.stderr
+    assert "GarrisonRestoreDrillFailed" in replay.stdout
+
+
+def test_the_backup_role_backs_up_when_due_then_checks(world: World) -> None:
+    events = world.work / "role-events.jsonl"
+    role = BackupRole(
+        repo=Repository(world.repo), host=world.db.host, port=world.db.port, user="postgres",
+        os_user="postgres", pgdata=world.db.pgdata, keep=dt.timedelta(days=30),
+        backup_every=dt.timedelta(0), check_every=dt.timedelta(minutes=5), events=events,
+    )  # fmt: skip
+    before = len(Repository(world.repo).bases())
+    role.step()
+    assert len(Repository(world.repo).bases()) == before + 1
+    done = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [(e["activity"], e["outcome"]) for e in done] == [
+        ("base_backup", "success"), ("expire", "success"), ("check", "success"),
+    ]  # fmt: skip
+    check = done[-1]
+    assert check["recoverable_from"] <= check["recoverable_to"]
+    assert check["data_dir_encrypted"] is False  # this VM's disk is not dm-crypt
+    assert check["data_dir_devices"]
+    assert check["archiver"]["failed_since_last_archived"] == "no"

@@ -27,8 +27,20 @@ OsUserOption = Annotated[
 ]
 
 
+SCRATCH = Path("/var/tmp")  # noqa: S108  # drills restore into a fresh mkdtemp inside it
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _interval(text: str, what: str) -> dt.timedelta:
+    from garrison.core.durations import duration  # noqa: PLC0415
+
+    try:
+        return dt.timedelta(seconds=duration(text))
+    except ValueError as exc:
+        raise UsageError(f"{what}: {exc}") from None
 
 
 def _garrison_command() -> list[str]:
@@ -169,6 +181,12 @@ def restore(
     out.print(f"{where} is a stopped cluster: start it with pg_ctl -D {where} start")
 
 
+EventsOption = Annotated[
+    Path | None,
+    typer.Option("--events", help="Append an event per step to this file, for the agent to ship."),
+]
+
+
 @app.command("check")
 def check(
     repo: RepoOption,
@@ -176,38 +194,166 @@ def check(
         int | None, typer.Option(help="The cluster's port, for pg_stat_archiver.")
     ] = None,
     host: Annotated[str, typer.Option(help="Socket directory or address.")] = "/var/run/postgresql",
+    pgdata: Annotated[
+        Path | None,
+        typer.Option("--pgdata", help="The data directory: is it on an encrypted volume?"),
+    ] = None,
     os_user: OsUserOption = None,
+    events: EventsOption = None,
 ) -> None:
     """Archiving health, the recoverable window, WAL gaps and every file's checksum."""
-    from garrison.backup import postgres  # noqa: PLC0415
-    from garrison.backup.catalog import Catalog, verify  # noqa: PLC0415
-    from garrison.backup.health import archiver_status  # noqa: PLC0415
-    from garrison.backup.repo import Repository, iso  # noqa: PLC0415
+    from garrison.backup import postgres, report  # noqa: PLC0415
+    from garrison.backup.health import assess  # noqa: PLC0415
+    from garrison.backup.repo import Repository  # noqa: PLC0415
 
-    store = Repository(repo)
-    catalog = Catalog.read(store)
-    healthy = True
-    window = catalog.window()
-    if window is None:
-        out.print("recoverable_from: none")
-        out.print("recoverable_to: none")
-        healthy = False
-    else:
-        out.print(f"recoverable_from: {iso(window[0])}")
-        out.print(f"recoverable_to: {iso(window[1])}")
-    out.print(f"base_backups: {len(catalog.bases)}")
-    out.print(f"wal_files: {len(catalog.wal)}")
-    for gap in catalog.gaps():
-        healthy = False
-        out.print(f"gap: timeline {gap.timeline} {gap.first} to {gap.last} missing")
-    for damage in verify(store, catalog):
-        healthy = False
-        out.print(f"damaged: {escape(damage.path)}: {damage.reason}")
-    for loose in store.loose_files():
-        out.print(f"incomplete: {escape(str(loose))} (an interrupted write; never counted)")
-    if port is not None:
-        status = archiver_status(host, port, os_user or postgres.default_os_user())
-        for key, value in status.items():
-            out.print(f"{key}: {value}")
-        healthy = healthy and status.get("failed_since_last_archived") != "yes"
-    raise typer.Exit(0 if healthy else 1)
+    cluster = (host, port) if port is not None else None
+    health = assess(
+        Repository(repo), cluster=cluster, os_user=os_user or postgres.default_os_user(),
+        pgdata=pgdata,
+    )  # fmt: skip
+    for line in health.lines():
+        out.print(escape(line))
+    problems = health.problems
+    summary = "; ".join(problems) or "healthy"
+    report.append(
+        events,
+        report.event("check", "failure" if problems else "success", summary, **health.fields()),
+    )
+    raise typer.Exit(1 if problems else 0)
+
+
+@app.command("expire")
+def expire(
+    repo: RepoOption,
+    keep_days: Annotated[
+        float, typer.Option(help="Every point of this many days stays restorable.")
+    ] = 30,
+    events: EventsOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Remove base backups and WAL no longer needed for the retention window."""
+    from garrison.backup import report, retention  # noqa: PLC0415
+    from garrison.backup.repo import Repository  # noqa: PLC0415
+
+    settings = load_settings(data_dir)
+    done = retention.expire(Repository(repo), _now(), dt.timedelta(days=keep_days))
+    summary = f"{len(done.bases)} base backups and {len(done.wal)} WAL files expired"
+    audit_cli(settings, "cli.db.expire", resource=str(repo), parameters={"keep_days": keep_days})
+    report.append(
+        events,
+        report.event(
+            "expire", "success", summary, base_backups=done.bases, wal_files=len(done.wal)
+        ),
+    )
+    out.print(summary + ("" if done.anchor else " (nothing is old enough to expire yet)"))
+
+
+@app.command("drill")
+def drill(
+    repo: RepoOption,
+    private_key: Annotated[
+        Path, typer.Option("--private-key", help="The backup key's OpenPGP private key.")
+    ],
+    scratch: Annotated[
+        Path, typer.Option(help="Where the copy is restored (and removed).")
+    ] = SCRATCH,
+    sql: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL whose first value must be true on the copy: SELECT count(*) > 0 FROM t"
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="The private key's passphrase, in a file.")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Drill again at this interval (e.g. 7d) until stopped.")
+    ] = None,
+    os_user: OsUserOption = None,
+    events: EventsOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Restore a random point of the window into a scratch directory, start it, check it."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from garrison.backup import postgres, report  # noqa: PLC0415
+    from garrison.backup.drill import drill as run_drill  # noqa: PLC0415
+    from garrison.backup.repo import Repository  # noqa: PLC0415
+    from garrison.backup.seal import opener  # noqa: PLC0415
+
+    settings = load_settings(data_dir)
+    interval = _interval(every, "--every") if every else None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while True:
+        with opener(private_key, passphrase_file) as keys, err.status("drill: restoring"):
+            result = run_drill(
+                Repository(repo), keys, scratch, os_user=os_user or postgres.default_os_user(),
+                sql=sql,
+            )  # fmt: skip
+        summary = (
+            f"restored {result.point} from {result.base} in {result.seconds:.1f} s and checked it"
+            if result.ok
+            else f"drill of {result.point or 'nothing'} failed: {result.reason}"
+        )
+        audit_cli(
+            settings, "cli.db.drill", resource=str(repo),
+            outcome="success" if result.ok else "failure", parameters={"point": result.point},
+        )  # fmt: skip
+        report.append(
+            events,
+            report.event(
+                "drill", "success" if result.ok else "failure", summary, point=result.point,
+                base=result.base, seconds=result.seconds, reason=result.reason,
+            ),
+        )  # fmt: skip
+        (out if result.ok else err).print(escape(summary))
+        if interval is None:
+            raise typer.Exit(0 if result.ok else 1)
+        if stop.wait(interval.total_seconds()):
+            return
+
+
+@app.command("run")
+def run(
+    repo: RepoOption,
+    port: Annotated[int, typer.Option(help="The cluster's port.")] = 5432,
+    host: Annotated[
+        str, typer.Option(help="Socket directory or address of the cluster.")
+    ] = "/var/run/postgresql",
+    user: Annotated[
+        str, typer.Option("--username", help="Database role (replication).")
+    ] = "postgres",
+    pgdata: Annotated[
+        Path | None, typer.Option("--pgdata", help="The data directory (disk encryption check).")
+    ] = None,
+    keep_days: Annotated[
+        float, typer.Option(help="Every point of this many days stays restorable.")
+    ] = 30,
+    backup_every: Annotated[str, typer.Option(help="Base backup interval.")] = "24h",
+    check_every: Annotated[str, typer.Option(help="Check interval.")] = "5m",
+    os_user: OsUserOption = None,
+    events: EventsOption = None,
+) -> None:
+    """The backup role on the database host: daily base backups, retention, checks."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from garrison.backup import postgres  # noqa: PLC0415
+    from garrison.backup.repo import Repository  # noqa: PLC0415
+    from garrison.backup.role import BackupRole  # noqa: PLC0415
+
+    role = BackupRole(
+        repo=Repository(repo), host=host, port=port, user=user,
+        os_user=os_user or postgres.default_os_user(), pgdata=pgdata,
+        keep=dt.timedelta(days=keep_days),
+        backup_every=_interval(backup_every, "--backup-every"),
+        check_every=_interval(check_every, "--check-every"), events=events,
+    )  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"backup role: {escape(str(repo))}, base backups every {backup_every}")
+    role.run(stop)

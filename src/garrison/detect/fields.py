@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from sigma.rule import SigmaLogSource
 
+from garrison.backup.report import PROCESS as BACKUP_PROCESS
 from garrison.events.schema import Event
 
 SSHD: Final = "sshd"
@@ -28,9 +29,11 @@ FIREWALL: Final = "firewall"
 VPCFLOW: Final = "vpcflow"
 AUDIT: Final = "audit"
 APPLICATION: Final = "application"
-SOURCES: Final = (SSHD, SYSLOG, WEB, CLOUDTRAIL, FIREWALL, VPCFLOW, AUDIT, APPLICATION)
+BACKUP: Final = "backup"
+SOURCES: Final = (SSHD, SYSLOG, WEB, CLOUDTRAIL, FIREWALL, VPCFLOW, AUDIT, APPLICATION, BACKUP)
 
 _MISSING = object()
+_BY_PROCESS: Final = {BACKUP_PROCESS: BACKUP}
 Getter = Callable[[Event], Any]
 
 
@@ -41,7 +44,7 @@ def source_of(event: Event) -> str:
         return WEB
     process = event.get("process")
     if process is not None:
-        return SSHD if str(process).startswith("sshd") else SYSLOG
+        return _BY_PROCESS.get(process) or (SSHD if str(process).startswith("sshd") else SYSLOG)
     if cls == "network_activity":
         return VPCFLOW if "log_status" in event else FIREWALL
     if cls == "api_activity":
@@ -61,6 +64,7 @@ _BY_PRODUCT: Final[dict[tuple[str | None, str | None], frozenset[str]]] = {
     ("garrison", None): frozenset(SOURCES),
     ("garrison", "audit"): frozenset({AUDIT}),
     ("garrison", "application"): frozenset({APPLICATION}),
+    ("garrison", "backup"): frozenset({BACKUP}),
 }
 
 
