@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "garrison.server.fleet",
     "garrison.server.findings",
     "garrison.server.ssh",
+    "garrison.server.backups",
     "garrison.server.console",
 ]
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path("", include("garrison.server.fleet.urls")),
     path("", include("garrison.server.findings.urls")),
     path("", include("garrison.server.ssh.urls")),
+    path("", include("garrison.server.backups.urls")),
     path("static/<path:name>", console_views.static, name="static"),
     path("healthz", console_views.healthz, name="healthz"),
 ]

@@ -14,7 +14,7 @@ SECTIONS = [
     ("fleet:hosts", "Hosts"),
     ("ssh:page", "SSH"),
     ("console:access", "Access"),
-    ("console:backups", "Backups"),
+    ("backups:page", "Backups"),
     ("console:trust", "Trust"),
     ("audit:events", "Audit"),
 ]

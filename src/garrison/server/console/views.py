@@ -18,7 +18,6 @@ STATIC_ROOT = Path(__file__).resolve().parent / "static"
 #: What each section will hold, shown until its feature is built.
 SECTION_TEXT = {
     "access": ("Access", "Access requests, grants and periodic reviews."),
-    "backups": ("Backups", "Database backups, point-in-time recovery and restore drills."),
     "trust": ("Trust", "Each security claim with the live evidence that it holds."),
 }
 

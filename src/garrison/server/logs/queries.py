@@ -84,3 +84,13 @@ def search_logs(
         if len(hits) >= limit:
             break
     return hits
+
+
+def recent(actor: User, stream: str, text: str, *, since: str, limit: int) -> list[dict[str, Any]]:
+    """Newest-first events of `stream` since `since` matching `text`, each with its store
+    ``time``; none when the stream does not exist yet."""
+    try:
+        hits = search_logs(actor, stream=stream, text=text, since=since, limit=limit)
+    except NotFoundError:
+        return []
+    return [{"time": h.time, **h.event} for h in hits]

@@ -13,13 +13,13 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from garrison.core.errors import GarrisonError, NotFoundError
+from garrison.core.errors import GarrisonError
 from garrison.events.bastion import PROGRAM as BASTION_PROGRAM
 from garrison.server.accounts.actions import verify_second_factor
 from garrison.server.accounts.middleware import client_ip
 from garrison.server.accounts.roles import OPERATE, READ_ALL, SELF_SERVICE
 from garrison.server.accounts.views import console_user
-from garrison.server.logs.queries import MAX_LIMIT, search_logs
+from garrison.server.logs.queries import MAX_LIMIT, recent
 from garrison.server.ssh import actions, queries
 from garrison.server.ssh.api import ssh_config
 from garrison.ssh.ca import parse_user_key
@@ -47,11 +47,7 @@ def _recent(
     actor: Any, stream: str, text: str, *, since: str = "", limit: int = RECENT
 ) -> list[dict[str, Any]]:
     since = since or (timezone.now() - dt.timedelta(days=RECENT_DAYS)).isoformat()
-    try:
-        hits = search_logs(actor, stream=stream, text=text, since=since, limit=limit)
-    except NotFoundError:
-        return []  # the stream does not exist yet
-    return [{"time": h.time, **h.event} for h in hits]
+    return recent(actor, stream, text, since=since, limit=limit)
 
 
 def _connection(event: dict[str, Any]) -> tuple[Any, ...]:

@@ -1,0 +1,1 @@
+"""Console page Backups: what the backup engine reported (garrison.backup.report)."""
