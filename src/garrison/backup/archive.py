@@ -81,9 +81,15 @@ def archive_command(garrison: list[str], repo: Path) -> str:
 
 
 def configure(
-    pgdata: Path, repo: Path, garrison: list[str], *, timeout_s: int = ARCHIVE_TIMEOUT_S
+    pgdata: Path,
+    repo: Path,
+    garrison: list[str],
+    *,
+    timeout_s: int = ARCHIVE_TIMEOUT_S,
+    slot_keep: str | None = None,
 ) -> dict[str, str]:
-    """Write the archive settings for `repo` into `pgdata`; the settings written."""
+    """Write the archive settings for `repo` into `pgdata` (with `slot_keep`, the most WAL a
+    replication slot may hold back for the streamer, e.g. ``10GB``); the settings written."""
     if not (pgdata / "PG_VERSION").is_file():
         raise ConfigError(f"{pgdata} is not a PostgreSQL data directory (no PG_VERSION)")
     Repository(repo)  # it must exist
@@ -94,6 +100,8 @@ def configure(
         "archive_command": quote_setting(archive_command(garrison, repo.resolve())),
         "archive_timeout": quote_setting(f"{timeout_s}s"),
     }
+    if slot_keep is not None:
+        settings["max_slot_wal_keep_size"] = quote_setting(slot_keep)
     set_auto_conf(pgdata, settings, "# Garrison: WAL archiving (garrison db configure)")
     return settings
 

@@ -4,7 +4,7 @@ A base backup is restorable from the moment it finished (its end point is reache
 long as every WAL segment from its start onwards is archived without a gap; the window runs
 from the oldest such backup's end to the archive time of the last segment that follows the
 newest backup without a gap (like RDS's ``LatestRestorableTime``: what was committed before
-that segment was switched is in the archive).
+that segment was switched is in the archive), or of the streamed part of the segment after it.
 """
 
 from __future__ import annotations
@@ -54,6 +54,13 @@ class Catalog:
             number += 1
         return run
 
+    def partial_after(self, run: list[WalEntry]) -> WalEntry | None:
+        """The streamed part of the segment right after `run`, if there is one."""
+        if not run:
+            return None
+        timeline, number = wal.segment_number(run[-1].name)
+        return self.wal.get(wal.segment_name(timeline, number + 1) + wal.PARTIAL)
+
     def restorable(self, base: BaseEntry) -> bool:
         """Whether every segment the backup needs to be consistent is archived."""
         run = self.run_from(base.start_wal)
@@ -66,7 +73,8 @@ class Catalog:
         if not usable:
             return None
         newest = usable[-1]
-        last = self.run_from(newest.start_wal)[-1]
+        run = self.run_from(newest.start_wal)
+        last = self.partial_after(run) or run[-1]
         latest = max(parse_iso(last.archived_at), parse_iso(newest.finished_at))
         return parse_iso(usable[0].finished_at), latest
 

@@ -164,7 +164,6 @@ class Repository:
     def put_wal(self, name: str, source: Path, now: dt.datetime) -> tuple[WalEntry, bool]:
         """Archive the WAL file `source` as `name`; (its entry, whether it was written now).
         The same content archived again is accepted as it is; other content is refused."""
-        final = self.wal_path(name)
         known = self.wal_entry(name)
         if known is not None:
             if file_sha256(source) == known.plain_sha256:
@@ -173,11 +172,25 @@ class Repository:
                 f"{name} is already archived with other contents",
                 hint="two clusters may be archiving into one repository; give each its own",
             )
+        entry = self._seal_wal(name, source, now)
+        if wal.SEGMENT_RE.match(name) and self.wal_entry(name + wal.PARTIAL) is not None:
+            self.delete_wal(name + wal.PARTIAL)  # the streamed part is superseded
+        return entry, True
+
+    def put_partial(self, segment: str, source: Path, now: dt.datetime) -> WalEntry:
+        """Seal the segment being streamed, replacing the part sealed before (the streamer's
+        recovery point between two whole segments)."""
+        if not wal.SEGMENT_RE.match(segment):
+            raise BackupError(f"{segment!r} is not a WAL segment name")
+        return self._seal_wal(segment + wal.PARTIAL, source, now)
+
+    def _seal_wal(self, name: str, source: Path, now: dt.datetime) -> WalEntry:
+        final = self.wal_path(name)
         with source.open("rb") as plain, self._sealing(final) as out:
             sealed = seal(plain, out, self.public_key)
         entry = WalEntry(name, iso(now), *_sizes(sealed))
         self._write_entry(final.with_name(final.name + ENTRY), _encode(entry))
-        return entry, True
+        return entry
 
     def _write_entry(self, path: Path, data: bytes) -> None:
         replace_private(path, data)

@@ -117,7 +117,7 @@ def choose_base(catalog: Catalog, target: Target) -> BaseEntry:
 
 def needed_wal(catalog: Catalog, base: BaseEntry, target: Target) -> list[WalEntry]:
     """The segments to stage for `target`, and every timeline history file."""
-    run = catalog.run_from(base.start_wal)
+    whole = run = catalog.run_from(base.start_wal)
     if target.time is not None:
         horizon = target.time + MARGIN
         cut = next((i for i, e in enumerate(run) if parse_iso(e.archived_at) > horizon), len(run))
@@ -126,6 +126,9 @@ def needed_wal(catalog: Catalog, base: BaseEntry, target: Target) -> list[WalEnt
         last = wal.segment_of(base.timeline, wal.parse_lsn(target.lsn))
         cut = next((i for i, e in enumerate(run) if e.name > last), len(run))
         run = run[: cut + 1]
+    partial = catalog.partial_after(whole)
+    if partial is not None and len(run) == len(whole):
+        run = [*run, partial]  # streamed: the last segment, as far as it was received
     histories = [e for name, e in catalog.wal.items() if name.endswith(".history")]
     return run + histories
 
@@ -269,7 +272,7 @@ def restore(
     try:
         _unpack(opener, repo.base_dir(base.id) / BASE_DATA, target_dir)
         for entry in segments:
-            with (staging / entry.name).open("wb") as out:
+            with (staging / entry.name.removesuffix(wal.PARTIAL)).open("wb") as out:
                 opener.open(repo.wal_path(entry.name), out)
         _minimal_configuration(target_dir)
         (target_dir / "recovery.signal").touch()

@@ -10,8 +10,12 @@ from garrison.core.errors import ValidationError
 SEGMENT_BYTES: Final = 16 * 1024 * 1024
 _PER_LOG: Final = 0x1_0000_0000 // SEGMENT_BYTES  # segments per 4 GiB "log file"
 SEGMENT_RE: Final = re.compile(r"^[0-9A-F]{24}$")
-#: What PostgreSQL archives besides segments: timeline history and backup history files.
-OTHER_RE: Final = re.compile(r"^(?:[0-9A-F]{8}\.history|[0-9A-F]{24}\.[0-9A-F]{8}\.backup)$")
+#: What PostgreSQL archives besides segments: timeline history and backup history files; and
+#: the segment being streamed (pg_receivewal's ``.partial``).
+OTHER_RE: Final = re.compile(
+    r"^(?:[0-9A-F]{8}\.history|[0-9A-F]{24}\.[0-9A-F]{8}\.backup|[0-9A-F]{24}\.partial)$"
+)
+PARTIAL: Final = ".partial"
 _LSN_RE: Final = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
 
 

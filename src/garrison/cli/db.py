@@ -74,13 +74,21 @@ def configure(
     archive_timeout: Annotated[
         int, typer.Option(help="Seconds before a partly filled WAL file is archived anyway.")
     ] = 300,
+    streaming: Annotated[
+        str | None,
+        typer.Option(
+            help="Cap on the WAL a replication slot keeps for garrison db stream, e.g. 10GB."
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Write the archive settings into the cluster (they take effect at its next start)."""
     from garrison.backup.archive import configure as write_settings  # noqa: PLC0415
 
     settings = load_settings(data_dir)
-    written = write_settings(pgdata, repo, _garrison_command(), timeout_s=archive_timeout)
+    written = write_settings(
+        pgdata, repo, _garrison_command(), timeout_s=archive_timeout, slot_keep=streaming
+    )
     audit_cli(settings, "cli.db.configure", resource=str(pgdata), parameters={"repo": str(repo)})
     for name, value in written.items():
         out.print(f"{name} = {escape(value)}")
@@ -357,3 +365,41 @@ def run(
         signal.signal(sig, lambda *_: stop.set())
     err.print(f"backup role: {escape(str(repo))}, base backups every {backup_every}")
     role.run(stop)
+
+
+@app.command("stream")
+def stream(
+    repo: RepoOption,
+    spool: Annotated[Path, typer.Option(help="Where pg_receivewal writes (on the database host).")],
+    port: Annotated[int, typer.Option(help="The cluster's port.")] = 5432,
+    host: Annotated[
+        str, typer.Option(help="Socket directory or address of the cluster.")
+    ] = "/var/run/postgresql",
+    user: Annotated[
+        str, typer.Option("--username", help="Database role (replication).")
+    ] = "postgres",
+    slot: Annotated[str, typer.Option(help="The replication slot.")] = "garrison",
+    partial_every: Annotated[
+        float, typer.Option(help="Seconds between seals of the segment being received.")
+    ] = 5.0,
+    os_user: OsUserOption = None,
+    events: EventsOption = None,
+) -> None:
+    """Stream WAL continuously (pg_receivewal on a slot), sealed every few seconds."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from garrison.backup import postgres  # noqa: PLC0415
+    from garrison.backup.repo import Repository  # noqa: PLC0415
+    from garrison.backup.stream import Streamer  # noqa: PLC0415
+
+    streamer = Streamer(
+        repo=Repository(repo), spool=spool, host=host, port=port, user=user, slot=slot,
+        os_user=os_user or postgres.default_os_user(), partial_every=partial_every,
+        events=events,
+    )  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"streaming WAL into {escape(str(repo))} (slot {escape(slot)})")
+    streamer.run(stop)
