@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -147,3 +148,43 @@ def gpg_keys(folder: Path) -> tuple[Path, Path]:
     )
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
     return public, private
+
+
+@contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """An S3-compatible server on loopback (moto's, a stand-in: no real S3 runs here); the
+    environment that points boto3 at it, with a bucket ``backups`` made."""
+    import boto3  # noqa: PLC0415
+
+    port = free_port()
+    server = subprocess.Popen(  # the test's own server
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # the stand-in's
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.create_bucket(Bucket="backups")
+                break
+            except Exception:  # not listening yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(10)

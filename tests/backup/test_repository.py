@@ -9,16 +9,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from garrison.backup import wal
 from garrison.backup.catalog import Catalog, verify
-from garrison.backup.repo import BaseEntry, Repository, iso
+from garrison.backup.repo import BaseEntry, Repository, iso, wal_key
 from garrison.backup.retention import expire, plan
 from garrison.backup.seal import BackupError, opener, seal
-from tests.backup.helpers import gpg_keys
+from tests.backup.helpers import gpg_keys, s3_server
 from tests.cli import garrison
 
 DAY = dt.timedelta(days=1)
@@ -30,9 +31,25 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return gpg_keys(tmp_path_factory.mktemp("keys"))
 
 
-@pytest.fixture
-def repo(tmp_path: Path, keys: tuple[Path, Path]) -> Repository:
-    return Repository.init(tmp_path / "repo", keys[0], T0)
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    with s3_server() as env:
+        yield env
+
+
+@pytest.fixture(params=["directory", "s3"])
+def repo(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    keys: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Repository:
+    """A repository in a directory, and one in a bucket (each test runs with both)."""
+    if request.param == "directory":
+        return Repository.init(tmp_path / "repo", keys[0], T0)
+    for name, value in request.getfixturevalue("s3").items():
+        monkeypatch.setenv(name, value)
+    return Repository.init(f"s3://backups/{tmp_path.name}", keys[0], T0)
 
 
 def _segment(tmp_path: Path, number: int, timeline: int = 1) -> tuple[str, Path]:
@@ -68,13 +85,17 @@ def test_sealed_files_open_with_the_private_key_only(
     repo: Repository, tmp_path: Path, keys: tuple[Path, Path]
 ) -> None:
     name = _archive(repo, tmp_path, 7, T0)
-    with opener(keys[1]) as keyring:
+    with opener(keys[1]) as keyring, repo.open_sealed(wal_key(name)) as sealed:
         plain = io.BytesIO()
-        keyring.open(repo.wal_path(name), plain)
+        keyring.open(sealed, plain, name)
     assert plain.getvalue() == name.encode() * 1000
     _, other = gpg_keys(tmp_path / "other")
-    with opener(other) as wrong, pytest.raises(BackupError, match="not the backup key"):
-        wrong.open(repo.wal_path(name), io.BytesIO())
+    with (
+        opener(other) as wrong,
+        repo.open_sealed(wal_key(name)) as sealed,
+        pytest.raises(BackupError, match="not the backup key"),
+    ):
+        wrong.open(sealed, io.BytesIO(), name)
 
 
 def test_the_same_file_again_is_accepted_other_contents_refused(
@@ -104,41 +125,32 @@ def test_window_and_gaps(repo: Repository, tmp_path: Path) -> None:
 def test_damaged_and_missing_files_are_found(repo: Repository, tmp_path: Path) -> None:
     _base(repo, 1, 1, T0)
     names = [_archive(repo, tmp_path, n, T0) for n in (1, 2, 3)]
-    with repo.wal_path(names[0]).open("r+b") as fh:
-        fh.seek(100)
-        fh.write(b"\0\0\0\0")  # the same size, other bytes
-    repo.wal_path(names[1]).unlink()
-    found = {Path(d.path).name: d.reason for d in verify(repo, Catalog.read(repo))}
+    sealed = bytearray(repo.storage.get(wal_key(names[0])) or b"")
+    sealed[100:104] = b"\0\0\0\0"  # the same size, other bytes
+    repo.storage.put(wal_key(names[0]), bytes(sealed))
+    repo.storage.delete(wal_key(names[1]))
+    found = {d.key: d.reason for d in verify(repo, Catalog.read(repo))}
     assert found == {
-        f"{names[0]}.zst.gpg": "its SHA-256 is not the one written",
-        f"{names[1]}.zst.gpg": "missing",
+        wal_key(names[0]): "its SHA-256 is not the one written",
+        wal_key(names[1]): "missing",
     }
-    checked = garrison("db", "check", "--repo", str(repo.root))
+    checked = garrison("db", "check", "--repo", repo.location)
     assert checked.returncode == 1
     assert "damaged:" in checked.stdout
 
 
 def test_an_archiver_killed_mid_write_leaves_nothing_that_counts(
-    repo: Repository, tmp_path: Path
+    tmp_path: Path, keys: tuple[Path, Path]
 ) -> None:
+    """In a directory (an upload to S3 cut short never becomes an object at all)."""
+    repo = Repository.init(tmp_path / "repo", keys[0], T0)
     name = wal.segment_name(1, 9)
     big = tmp_path / name
     with big.open("wb") as fh:
         fh.write(os.urandom(wal.SEGMENT_BYTES))
-    sealed = repo.wal_path(name)
-    archiver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "garrison",
-            "db",
-            "archive-wal",
-            "--repo",
-            str(repo.root),
-            str(big),
-            name,
-        ]
-    )
+    sealed = tmp_path / "repo" / wal_key(name)
+    argv = [sys.executable, "-m", "garrison", "db", "archive-wal", "--repo", repo.location]
+    archiver = subprocess.Popen([*argv, str(big), name])
     deadline = time.monotonic() + 30
     while not list(sealed.parent.glob(".tmp-*")) and time.monotonic() < deadline:
         time.sleep(0.005)  # until it is writing
@@ -147,8 +159,8 @@ def test_an_archiver_killed_mid_write_leaves_nothing_that_counts(
     assert repo.wal_entry(name) is None
     assert not sealed.exists()
     assert Catalog.read(repo).wal == {}
-    assert [p.name.startswith(".tmp-") for p in repo.loose_files()] == [True]
-    again = garrison("db", "archive-wal", "--repo", str(repo.root), str(big), name)
+    assert [key.rsplit("/", 1)[-1].startswith(".tmp-") for key in repo.loose()] == [True]
+    again = garrison("db", "archive-wal", "--repo", repo.location, str(big), name)
     assert again.returncode == 0, again.stderr  # PostgreSQL's retry
     assert repo.wal_entry(name) is not None
 

@@ -74,15 +74,19 @@ def remove_auto_conf(pgdata: Path, names: set[str], marker: str) -> None:
     path.write_text("\n".join(kept) + "\n")
 
 
-def archive_command(garrison: list[str], repo: Path) -> str:
+def _absolute(repo: str) -> str:
+    return repo if repo.startswith("s3://") else str(Path(repo).resolve())
+
+
+def archive_command(garrison: list[str], repo: str) -> str:
     """The archive_command for `repo` (`garrison` is how to run Garrison)."""
-    words = [*garrison, "db", "archive-wal", "--repo", str(repo)]
+    words = [*garrison, "db", "archive-wal", "--repo", repo]
     return " ".join(shlex.quote(w) for w in words) + " %p %f"
 
 
 def configure(
     pgdata: Path,
-    repo: Path,
+    repo: str,
     garrison: list[str],
     *,
     timeout_s: int = ARCHIVE_TIMEOUT_S,
@@ -97,7 +101,7 @@ def configure(
         raise UsageError("the archive timeout is 1 to 3600 seconds (300: 5-minute increments)")
     settings = {
         "archive_mode": quote_setting("on"),
-        "archive_command": quote_setting(archive_command(garrison, repo.resolve())),
+        "archive_command": quote_setting(archive_command(garrison, _absolute(repo))),
         "archive_timeout": quote_setting(f"{timeout_s}s"),
     }
     if slot_keep is not None:
@@ -106,7 +110,7 @@ def configure(
     return settings
 
 
-def archive_wal(repo: Path, source: Path, name: str, now: dt.datetime) -> tuple[WalEntry, bool]:
+def archive_wal(repo: str, source: Path, name: str, now: dt.datetime) -> tuple[WalEntry, bool]:
     """Seal the WAL file `source` into `repo` as `name`; (its entry, written now)."""
     if not source.is_file():
         raise UsageError(f"{source} is not a file", hint="archive_command passes %p %f")

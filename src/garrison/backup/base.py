@@ -4,26 +4,28 @@
 ``backup_manifest`` inside), compressed and encrypted as it arrives, never on disk in the
 clear. The WAL it needs comes from the archive: with ``-X none`` the server waits, at the
 end of the backup, until the last WAL file it needs is archived, so a backup that returns is
-restorable. Where it starts (``backup_label``) and ends (the manifest's WAL range) is read
-from the tar as it passes.
+restorable; when archiving is broken the server says it is still waiting (after a minute),
+and the backup stops with that reason instead of waiting for ever. Where it starts
+(``backup_label``) and ends (the manifest's WAL range) is read from the tar as it passes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import subprocess  # nosec B404  # pg_basebackup makes the backup
+import threading
 from collections.abc import Callable
 from typing import IO
 
 from garrison.backup import postgres, wal
 from garrison.backup.repo import BaseEntry, Repository, iso
-from garrison.backup.seal import BackupError, child, drain, seal
+from garrison.backup.seal import BackupError, child, seal
 
 _START = re.compile(r"^START WAL LOCATION: (\S+) ", re.MULTILINE)
 _TIMELINE = re.compile(r"^START TIMELINE: (\d+)", re.MULTILINE)
 _END = re.compile(r'"End-LSN": ?"([0-9A-F]+/[0-9A-F]+)"')
+_STALLED = "still waiting for all required WAL segments to be archived"
 _BLOCK = 512
 _KEEP = 64 * 1024  # of backup_manifest, whose end holds the WAL range
 Clock = Callable[[], dt.datetime]
@@ -81,6 +83,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _watch(process: subprocess.Popen[bytes], said: list[bytes]) -> None:
+    """Collect pg_basebackup's stderr; stop it when the server says it is still waiting for
+    WAL to be archived (archiving is broken: it would wait for ever)."""
+    for line in process.stderr or ():
+        said.append(line)
+        if _STALLED.encode() in line:
+            process.terminate()  # runuser passes it on to pg_basebackup
+
+
 def take(
     repo: Repository,
     *,
@@ -108,24 +119,32 @@ def take(
         with child(argv, **pipes) as process, repo.sealing_base(backup_id) as out:
             if process.stdout is None:
                 raise BackupError("pg_basebackup started without pipes")
-            reader, said = drain(process.stderr)
+            said: list[bytes] = []
+            reader = threading.Thread(target=_watch, args=(process, said))
+            reader.start()
             tap = TarTap(process.stdout)
             sealed = seal(tap, out, repo.public_key)  # type: ignore[arg-type]  # reads like a file
             reader.join()
             if process.wait() != 0:
                 words = b"".join(said).decode(errors="replace").strip().splitlines()
+                if any(_STALLED in line for line in words):
+                    raise BackupError(
+                        "the backup is complete but the WAL it needs is not being archived",
+                        hint="fix archive_command (PostgreSQL's log says why it fails), then "
+                        "take the backup again; garrison db check shows the archiver",
+                    )
                 raise BackupError(
                     "pg_basebackup failed: " + (" / ".join(words[-3:]) or "no reason given"),
                     hint="check --host, --port and --username, and that archiving works "
                     "(garrison db check)",
                 )
     except BaseException:
-        shutil.rmtree(repo.base_dir(backup_id), ignore_errors=True)  # nothing of it counted
+        repo.delete_base(backup_id)  # nothing of it counted
         raise
     label, manifest = tap.text("backup_label"), tap.text("backup_manifest")
     start, on, end = _START.search(label), _TIMELINE.search(label), _END.search(manifest)
     if start is None or on is None or end is None:
-        shutil.rmtree(repo.base_dir(backup_id), ignore_errors=True)
+        repo.delete_base(backup_id)
         raise BackupError(
             "the backup's tar holds no backup_label or backup_manifest saying where it starts "
             "and ends"

@@ -13,7 +13,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from garrison.backup import wal
-from garrison.backup.repo import BaseEntry, Repository, WalEntry, file_sha256, parse_iso
+from garrison.backup.repo import (
+    BaseEntry,
+    Repository,
+    WalEntry,
+    base_key,
+    parse_iso,
+    stream_sha256,
+    wal_key,
+)
 
 
 @dataclass(frozen=True)
@@ -104,23 +112,23 @@ class Catalog:
 class Damage:
     """A repository file whose checksum or size is not what its entry says, or is missing."""
 
-    path: str
+    key: str
     reason: str
 
 
 def verify(repo: Repository, catalog: Catalog) -> list[Damage]:
     """Check every sealed file against its catalog entry (size, then SHA-256)."""
     damaged = []
-    files = [(repo.wal_path(e.name), e.size, e.sha256) for e in catalog.wal.values()]
-    files += [(repo.base_dir(b.id) / "data.tar.zst.gpg", b.size, b.sha256) for b in catalog.bases]
-    for path, size, sha256 in files:
-        try:
-            actual = path.stat().st_size
-        except FileNotFoundError:
-            damaged.append(Damage(str(path), "missing"))
-            continue
-        if actual != size:
-            damaged.append(Damage(str(path), f"{actual} bytes where {size} were written"))
-        elif file_sha256(path) != sha256:
-            damaged.append(Damage(str(path), "its SHA-256 is not the one written"))
+    files = [(wal_key(e.name), e.size, e.sha256) for e in catalog.wal.values()]
+    files += [(base_key(b.id), b.size, b.sha256) for b in catalog.bases]
+    for key, size, sha256 in files:
+        found = repo.storage.stat(key)
+        if found is None:
+            damaged.append(Damage(key, "missing"))
+        elif found.size != size:
+            damaged.append(Damage(key, f"{found.size} bytes where {size} were written"))
+        else:
+            with repo.open_sealed(key) as sealed:
+                if stream_sha256(sealed) != sha256:
+                    damaged.append(Damage(key, "its SHA-256 is not the one written"))
     return damaged

@@ -81,7 +81,7 @@ class Health:
     newest_base: BaseEntry | None
     gaps: list[Gap] = field(default_factory=list)
     damaged: list[Damage] = field(default_factory=list)
-    loose: list[Path] = field(default_factory=list)
+    loose: list[str] = field(default_factory=list)
     archiver: dict[str, str] | None = None
     encrypted: tuple[bool, str] | None = None
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -100,7 +100,7 @@ class Health:
         if self.window is None:
             found.append("nothing is restorable")
         found += [f"WAL missing on timeline {g.timeline}: {g.first} to {g.last}" for g in self.gaps]
-        found += [f"{d.path}: {d.reason}" for d in self.damaged]
+        found += [f"{d.key}: {d.reason}" for d in self.damaged]
         if self.stale:
             found.append("no base backup in the last 26 hours")
         if self.archiver is not None and self.archiver["failed_since_last_archived"] == "yes":
@@ -139,7 +139,7 @@ class Health:
             f"wal_files: {self.wal}",
         ]
         out += [f"gap: timeline {g.timeline} {g.first} to {g.last} missing" for g in self.gaps]
-        out += [f"damaged: {d.path}: {d.reason}" for d in self.damaged]
+        out += [f"damaged: {d.key}: {d.reason}" for d in self.damaged]
         out += [f"incomplete: {p} (an interrupted write; never counted)" for p in self.loose]
         for key, value in (self.archiver or {}).items():
             out.append(f"{key}: {value}")
@@ -168,7 +168,7 @@ def assess(
         newest_base=catalog.bases[-1] if catalog.bases else None,
         gaps=catalog.gaps(),
         damaged=verify(repo, catalog),
-        loose=repo.loose_files(),
+        loose=repo.loose(),
         archiver=archiver_status(*cluster, os_user) if cluster else None,
         encrypted=disk_encryption(pgdata) if pgdata else None,
     )

@@ -1,27 +1,27 @@
-"""The backup repository: sealed WAL files and base backups in a directory, with a catalog.
+"""The backup repository: sealed WAL files and base backups, with a catalog.
 
-Layout::
+Layout (keys inside a directory or a bucket prefix, `garrison.backup.storage`)::
 
-    REPO/garrison-repo.json        what the repository is (format, the key's fingerprint)
-    REPO/backup-key.asc            the public key everything is encrypted to
-    REPO/wal/TTTTTTTT/NAME.zst.gpg         a WAL file of timeline TTTTTTTT, sealed
-    REPO/wal/TTTTTTTT/NAME.zst.gpg.json    its catalog entry (sizes, SHA-256 of both forms)
-    REPO/base/ID/data.tar.zst.gpg          a base backup (pg_basebackup's tar), sealed
-    REPO/base/ID/backup.json               its catalog entry (times, LSNs, checksums)
+    garrison-repo.json        what the repository is (format, the key's fingerprint)
+    backup-key.asc            the public key everything is encrypted to
+    wal/TTTTTTTT/NAME.zst.gpg         a WAL file of timeline TTTTTTTT, sealed
+    wal/TTTTTTTT/NAME.zst.gpg.json    its catalog entry (sizes, SHA-256 of both forms)
+    base/ID/data.tar.zst.gpg          a base backup (pg_basebackup's tar), sealed
+    base/ID/backup.json               its catalog entry (times, LSNs, checksums)
 
-Every file is written under a temporary name, fsynced, renamed and its directory fsynced; the
-catalog entry is written the same way after the file it describes, so a file counts only once
-its entry exists. A crash leaves at worst a temporary file (ignored, and swept by `check`) or
-a sealed file without an entry (written again by the next attempt).
+Every file is published whole (`Storage.writer`); the catalog entry is written after the file
+it describes, so a file counts only once its entry exists. A crash leaves at worst a temporary
+file (ignored, and swept by `expire`) or a sealed file without an entry (written again by the
+next attempt).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import secrets
 import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +31,8 @@ import msgspec
 
 from garrison.backup import wal
 from garrison.backup.seal import BackupError, Sealed, key_facts, seal
+from garrison.backup.storage import LocalStorage, Storage, open_storage
 from garrison.core.errors import NotFoundError, UsageError
-from garrison.core.files import fsync_dir, replace_private
 
 FORMAT: Final = 1
 REPO_FILE: Final = "garrison-repo.json"
@@ -41,7 +41,6 @@ SEALED: Final = ".zst.gpg"
 ENTRY: Final = ".json"
 BASE_DATA: Final = "data.tar.zst.gpg"
 BASE_ENTRY: Final = "backup.json"
-TEMPORARY_PREFIX: Final = ".tmp-"
 
 
 class RepoInfo(msgspec.Struct):
@@ -96,22 +95,34 @@ def parse_iso(text: str) -> dt.datetime:
 _encode = msgspec.json.Encoder().encode
 
 
-class Repository:
-    """A backup repository on a local or mounted directory."""
+def wal_key(name: str) -> str:
+    """Where the sealed WAL file `name` is kept."""
+    return f"wal/{name[:8]}/{wal.check_name(name)}{SEALED}"
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        info = root / REPO_FILE
-        if not info.is_file():
+
+def base_key(backup_id: str, what: str = BASE_DATA) -> str:
+    """Where a base backup's data (or its entry) is kept."""
+    return f"base/{backup_id}/{what}"
+
+
+class Repository:
+    """A backup repository in a directory, or in an S3-compatible bucket (``s3://B/P``)."""
+
+    def __init__(self, location: str | Path, storage: Storage | None = None) -> None:
+        self.location = str(location)
+        self.storage: Storage = storage or open_storage(location)
+        data = self.storage.get(REPO_FILE)
+        if data is None:
             raise NotFoundError(
-                f"{root} is not a Garrison backup repository (no {REPO_FILE})",
+                f"{self.storage.describe()} is not a Garrison backup repository (no {REPO_FILE})",
                 hint="create one with: garrison db init-repo --repo DIR --public-key KEYFILE",
             )
-        self.info = msgspec.json.decode(info.read_bytes(), type=RepoInfo)
+        self.info = msgspec.json.decode(data, type=RepoInfo)
+        self._key_file: Path | None = None
 
     @classmethod
-    def init(cls, root: Path, public_key: Path, now: dt.datetime) -> Repository:
-        """Make `root` a repository whose backups are encrypted to `public_key`."""
+    def init(cls, location: str | Path, public_key: Path, now: dt.datetime) -> Repository:
+        """Make `location` a repository whose backups are encrypted to `public_key`."""
         fingerprint, secret = key_facts(public_key)
         if secret:
             raise UsageError(
@@ -119,47 +130,38 @@ class Repository:
                 hint="export it with: gpg --armor --export KEYID > backup-public.asc; keep the "
                 "secret key off the database host",
             )
-        if (root / REPO_FILE).exists():
-            existing = cls(root)
-            if existing.info.fingerprint != fingerprint:
+        storage = open_storage(location)
+        known = storage.get(REPO_FILE)
+        if known is not None:
+            existing = msgspec.json.decode(known, type=RepoInfo)
+            if existing.fingerprint != fingerprint:
                 raise UsageError(
-                    f"{root} is already a repository for key {existing.info.fingerprint}",
-                    hint="use another directory for another key",
+                    f"{storage.describe()} is already a repository for key {existing.fingerprint}",
+                    hint="use another location for another key",
                 )
-            return existing
-        root.mkdir(parents=True, exist_ok=True)
-        replace_private(root / KEY_FILE, public_key.read_bytes())
-        os.chmod(root / KEY_FILE, 0o644)
-        info = RepoInfo(format=FORMAT, fingerprint=fingerprint, created=iso(now))
-        replace_private(root / REPO_FILE, _encode(info))
-        os.chmod(root / REPO_FILE, 0o644)
-        return cls(root)
+            return cls(location, storage)
+        if isinstance(storage, LocalStorage):
+            storage.root.mkdir(parents=True, exist_ok=True)
+        storage.put(KEY_FILE, public_key.read_bytes())
+        storage.put(REPO_FILE, _encode(RepoInfo(FORMAT, fingerprint, iso(now))))
+        return cls(location, storage)
 
     @property
     def public_key(self) -> Path:
-        return self.root / KEY_FILE
+        """A local file holding the repository's public key (gpg reads it from a file)."""
+        if isinstance(self.storage, LocalStorage):
+            return self.storage.root / KEY_FILE
+        if self._key_file is None:
+            folder = Path(tempfile.mkdtemp(prefix="garrison-key-"))  # 0700, ours alone
+            weakref.finalize(self, shutil.rmtree, folder, True)
+            key = self.storage.get(KEY_FILE)
+            if key is None:
+                raise BackupError(f"{self.storage.describe()} has lost its {KEY_FILE}")
+            self._key_file = folder / KEY_FILE
+            self._key_file.write_bytes(key)
+        return self._key_file
 
     # --- writing -------------------------------------------------------------------------
-
-    @contextmanager
-    def _sealing(self, final: Path) -> Iterator[IO[bytes]]:
-        """A temporary file beside `final` that becomes `final` when the block ends well."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_name(f"{TEMPORARY_PREFIX}{final.name}.{secrets.token_hex(4)}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                yield out
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, final)
-            fsync_dir(final.parent)
-        finally:
-            temporary.unlink(missing_ok=True)
-
-    def wal_path(self, name: str) -> Path:
-        """Where the sealed WAL file `name` lives."""
-        return self.root / "wal" / name[:8] / f"{wal.check_name(name)}{SEALED}"
 
     def put_wal(self, name: str, source: Path, now: dt.datetime) -> tuple[WalEntry, bool]:
         """Archive the WAL file `source` as `name`; (its entry, whether it was written now).
@@ -185,25 +187,18 @@ class Repository:
         return self._seal_wal(segment + wal.PARTIAL, source, now)
 
     def _seal_wal(self, name: str, source: Path, now: dt.datetime) -> WalEntry:
-        final = self.wal_path(name)
-        with source.open("rb") as plain, self._sealing(final) as out:
+        key = wal_key(name)
+        with source.open("rb") as plain, self.storage.writer(key) as out:
             sealed = seal(plain, out, self.public_key)
         entry = WalEntry(name, iso(now), *_sizes(sealed))
-        self._write_entry(final.with_name(final.name + ENTRY), _encode(entry))
+        self.storage.put(key + ENTRY, _encode(entry))
         return entry
-
-    def _write_entry(self, path: Path, data: bytes) -> None:
-        replace_private(path, data)
-        os.chmod(path, 0o644)
-
-    def base_dir(self, backup_id: str) -> Path:
-        return self.root / "base" / backup_id
 
     def new_base_id(self, now: dt.datetime) -> str:
         """A fresh id for a base backup started at `now`."""
         stem = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         candidate, n = stem, 1
-        while self.base_dir(candidate).exists():
+        while self.storage.keys(f"base/{candidate}/"):
             n += 1
             candidate = f"{stem}-{n}"
         return candidate
@@ -211,62 +206,64 @@ class Repository:
     @contextmanager
     def sealing_base(self, backup_id: str) -> Iterator[IO[bytes]]:
         """Where a base backup's sealed tar is written (complete once `put_base` is called)."""
-        with self._sealing(self.base_dir(backup_id) / BASE_DATA) as out:
+        with self.storage.writer(base_key(backup_id)) as out:
             yield out
 
     def put_base(self, entry: BaseEntry) -> None:
         """Record a base backup whose data is written: from now on it counts."""
-        self._write_entry(self.base_dir(entry.id) / BASE_ENTRY, _encode(entry))
+        self.storage.put(base_key(entry.id, BASE_ENTRY), _encode(entry))
 
     def delete_base(self, backup_id: str) -> None:
         """Remove a base backup: its entry first, so that it stops counting at once."""
-        folder = self.base_dir(backup_id)
-        (folder / BASE_ENTRY).unlink(missing_ok=True)
-        fsync_dir(folder)
-        shutil.rmtree(folder)
+        self.storage.delete(base_key(backup_id, BASE_ENTRY))
+        self.storage.delete(base_key(backup_id))
 
     def delete_wal(self, name: str) -> None:
         """Remove a WAL file: its entry first."""
-        final = self.wal_path(name)
-        final.with_name(final.name + ENTRY).unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
-        fsync_dir(final.parent)
+        self.storage.delete(wal_key(name) + ENTRY)
+        self.storage.delete(wal_key(name))
 
     # --- reading -------------------------------------------------------------------------
 
+    def open_sealed(self, key: str) -> IO[bytes]:
+        """A sealed file, for reading (a context manager)."""
+        opened: IO[bytes] = self.storage.reader(key)
+        return opened
+
     def wal_entry(self, name: str) -> WalEntry | None:
         """The entry of the WAL file `name`, or None when it is not (completely) archived."""
-        path = self.wal_path(name)
-        try:
-            data = path.with_name(path.name + ENTRY).read_bytes()
-        except FileNotFoundError:
-            return None
-        return msgspec.json.decode(data, type=WalEntry)
+        data = self.storage.get(wal_key(name) + ENTRY)
+        return None if data is None else msgspec.json.decode(data, type=WalEntry)
 
     def wal_entries(self) -> list[WalEntry]:
         """Every archived WAL file, in name order."""
-        found = []
-        for path in sorted((self.root / "wal").glob(f"*/*{SEALED}{ENTRY}")):
-            found.append(msgspec.json.decode(path.read_bytes(), type=WalEntry))
+        found = [
+            msgspec.json.decode(data, type=WalEntry)
+            for key in self.storage.keys("wal/")
+            if key.endswith(SEALED + ENTRY) and (data := self.storage.get(key)) is not None
+        ]
         return sorted(found, key=lambda e: e.name)
 
     def bases(self) -> list[BaseEntry]:
         """Every complete base backup, oldest first."""
         found = [
-            msgspec.json.decode(path.read_bytes(), type=BaseEntry)
-            for path in (self.root / "base").glob(f"*/{BASE_ENTRY}")
+            msgspec.json.decode(data, type=BaseEntry)
+            for key in self.storage.keys("base/")
+            if key.endswith("/" + BASE_ENTRY) and (data := self.storage.get(key)) is not None
         ]
         return sorted(found, key=lambda b: (b.finished_at, b.id))
 
-    def loose_files(self) -> list[Path]:
-        """Temporary files of interrupted writes, and sealed files without an entry."""
-        loose = [p for p in self.root.rglob(f"{TEMPORARY_PREFIX}*") if p.is_file()]
-        for path in (self.root / "wal").glob(f"*/*{SEALED}"):
-            if not path.with_name(path.name + ENTRY).exists():
-                loose.append(path)
-        for folder in (self.root / "base").glob("*"):
-            if folder.is_dir() and not (folder / BASE_ENTRY).exists():
-                loose.append(folder)
+    def loose(self) -> list[str]:
+        """Keys of interrupted writes: temporary files, and sealed files without an entry."""
+        keys = set(self.storage.keys(""))
+        loose = list(self.storage.leftovers())
+        for key in keys:
+            sealed = key.endswith(SEALED) and key.startswith("wal/")
+            if (sealed and key + ENTRY not in keys) or (
+                key.endswith("/" + BASE_DATA)
+                and key.removesuffix(BASE_DATA) + BASE_ENTRY not in keys
+            ):
+                loose.append(key)
         return sorted(loose)
 
 
@@ -276,8 +273,13 @@ def _sizes(sealed: Sealed) -> tuple[int, str, int, str]:
 
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file."""
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
+        return stream_sha256(fh)
+
+
+def stream_sha256(source: IO[bytes]) -> str:
+    """SHA-256 of a stream read to its end."""
+    digest = hashlib.sha256()
+    while chunk := source.read(1024 * 1024):
+        digest.update(chunk)
     return digest.hexdigest()

@@ -33,7 +33,15 @@ from typing import Final
 from garrison.backup import postgres, wal
 from garrison.backup.archive import quote_setting, remove_auto_conf, set_auto_conf
 from garrison.backup.catalog import Catalog
-from garrison.backup.repo import BASE_DATA, BaseEntry, Repository, WalEntry, iso, parse_iso
+from garrison.backup.repo import (
+    BaseEntry,
+    Repository,
+    WalEntry,
+    base_key,
+    iso,
+    parse_iso,
+    wal_key,
+)
 from garrison.backup.seal import BackupError, Opener
 from garrison.core.errors import UsageError
 
@@ -140,7 +148,7 @@ def _safe_member(member: tarfile.TarInfo) -> bool:
     return member.isfile() or member.isdir()
 
 
-def _unpack(opener: Opener, sealed: Path, target_dir: Path) -> None:
+def _unpack(opener: Opener, repo: Repository, key: str, target_dir: Path) -> None:
     """Unseal a base backup's tar straight into `target_dir`."""
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
@@ -148,7 +156,8 @@ def _unpack(opener: Opener, sealed: Path, target_dir: Path) -> None:
     def produce() -> None:
         with os.fdopen(write_fd, "wb") as sink:
             try:
-                opener.open(sealed, sink)
+                with repo.open_sealed(key) as sealed:
+                    opener.open(sealed, sink, key)
             except BaseException as exc:  # handed to the reading thread
                 failure.append(exc)
 
@@ -165,7 +174,7 @@ def _unpack(opener: Opener, sealed: Path, target_dir: Path) -> None:
         producer.join()
         if failure:
             raise failure[0] from None
-        raise BackupError(f"the base backup {sealed} is not a readable tar: {exc}") from None
+        raise BackupError(f"the base backup {key} is not a readable tar: {exc}") from None
     producer.join()
     if failure:
         raise failure[0]
@@ -270,10 +279,11 @@ def restore(
     staging = target_dir.with_name(f".{target_dir.name}.garrison-restore")
     staging.mkdir(mode=0o700, exist_ok=True)
     try:
-        _unpack(opener, repo.base_dir(base.id) / BASE_DATA, target_dir)
+        _unpack(opener, repo, base_key(base.id), target_dir)
         for entry in segments:
-            with (staging / entry.name.removesuffix(wal.PARTIAL)).open("wb") as out:
-                opener.open(repo.wal_path(entry.name), out)
+            staged = staging / entry.name.removesuffix(wal.PARTIAL)
+            with repo.open_sealed(wal_key(entry.name)) as sealed, staged.open("wb") as out:
+                opener.open(sealed, out, entry.name)
         _minimal_configuration(target_dir)
         (target_dir / "recovery.signal").touch()
         _recovery_settings(target_dir, _settings(target, staging))

@@ -12,7 +12,6 @@ less than `keep`.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from dataclasses import dataclass, field
 
 from garrison.backup import wal
@@ -62,11 +61,9 @@ def expire(repo: Repository, now: dt.datetime, keep: dt.timedelta) -> Plan:
     for name in todo.wal:
         repo.delete_wal(name)
     stale = (now - SWEEP_AFTER).timestamp()
-    for path in repo.loose_files():
-        if path.stat().st_mtime < stale:  # an interrupted write that nobody is finishing
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            todo.loose.append(str(path))
+    for key in repo.loose():
+        found = repo.storage.stat(key)
+        if found is not None and found.mtime < stale:  # an interrupted write nobody finishes
+            repo.storage.delete(key)
+            todo.loose.append(key)
     return todo

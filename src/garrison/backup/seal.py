@@ -28,6 +28,7 @@ GPG: Final = shutil.which("gpg") or "/usr/bin/gpg"
 GPGCONF: Final = shutil.which("gpgconf") or "/usr/bin/gpgconf"
 CHUNK: Final = 1024 * 1024
 ZSTD_LEVEL: Final = 3
+STOP_GRACE_S: Final = 5.0
 _GPG_BASE: Final = ("--batch", "--no-tty", "--quiet", "--no-options", "--no-auto-key-locate")
 
 
@@ -69,12 +70,12 @@ def _home() -> Iterator[str]:
 @contextmanager
 def child(argv: list[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
     """A child process whose pipes are closed and which is reaped however the block ends
-    (killed first when the block ends by an exception)."""
+    (stopped first when the block ends by an exception)."""
     process = subprocess.Popen(argv, **options)  # noqa: S603  # nosec B603  # callers' fixed argv
     try:
         yield process
     except BaseException:
-        process.kill()
+        stop(process)
         raise
     finally:
         for pipe in (process.stdin, process.stdout, process.stderr):
@@ -82,6 +83,16 @@ def child(argv: list[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
                 with suppress(OSError):
                     pipe.close()
         process.wait()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a child: SIGTERM first (``runuser`` passes it on to the program it runs, which
+    SIGKILL would leave running), SIGKILL if it is still there after a few seconds."""
+    process.terminate()
+    try:
+        process.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def drain(stream: IO[bytes] | None) -> tuple[threading.Thread, list[bytes]]:
@@ -176,17 +187,20 @@ class Opener:
     home: str
     passphrase_file: Path | None
 
-    def open(self, sealed: Path, destination: IO[bytes]) -> int:
-        """Write the plaintext of `sealed` into `destination`; its size."""
+    def open(self, sealed: IO[bytes], destination: IO[bytes], name: str) -> int:
+        """Write the plaintext of the sealed stream `sealed` (called `name` in errors) into
+        `destination`; its size."""
         argv = [GPG, *_GPG_BASE, "--homedir", self.home, "--pinentry-mode", "loopback"]
         if self.passphrase_file is not None:
             argv += ["--passphrase-file", str(self.passphrase_file)]
         else:
             argv += ["--passphrase", ""]
-        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-        with child([*argv, "--decrypt", str(sealed)], **pipes) as gpg:
-            if gpg.stdout is None:
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        with child([*argv, "--decrypt"], **pipes) as gpg:
+            if gpg.stdin is None or gpg.stdout is None:
                 raise BackupError("gpg started without pipes")
+            feeder = threading.Thread(target=_copy, args=(sealed, gpg.stdin))
+            feeder.start()
             reader, errors = drain(gpg.stderr)
             size = 0
             try:
@@ -195,19 +209,32 @@ class Opener:
                         size += len(chunk)
                         destination.write(chunk)
             except zstandard.ZstdError as exc:
-                gpg.kill()
-                gpg.wait()
+                stop(gpg)
+                feeder.join()
                 reader.join()
                 if errors and errors[0]:
-                    raise _gpg_error(f"decrypt {sealed}", errors[0]) from None
-                raise BackupError(f"{sealed} is damaged: {exc}") from None
+                    raise _gpg_error(f"decrypt {name}", errors[0]) from None
+                raise BackupError(f"{name} is damaged: {exc}") from None
+            feeder.join()
             reader.join()
             if gpg.wait() != 0:
                 said = b"".join(errors)
                 if b"No secret key" in said:
                     raise BackupError(
-                        f"cannot decrypt {sealed}: the private key given is not the backup key",
+                        f"cannot decrypt {name}: the private key given is not the backup key",
                         hint="use the private key whose public key the repository was made with",
                     )
-                raise _gpg_error(f"decrypt {sealed}", said)
+                raise _gpg_error(f"decrypt {name}", said)
         return size
+
+
+def _copy(source: IO[bytes], sink: IO[bytes]) -> None:
+    """Copy `source` into `sink` (a child's stdin), then close `sink`."""
+    try:
+        while chunk := source.read(CHUNK):
+            sink.write(chunk)
+    except OSError:
+        pass  # the child died: its exit status and words say why
+    finally:
+        with suppress(OSError):
+            sink.close()

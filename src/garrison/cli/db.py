@@ -18,7 +18,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-RepoOption = Annotated[Path, typer.Option("--repo", help="The backup repository (a directory).")]
+RepoOption = Annotated[
+    str, typer.Option("--repo", help="The backup repository: a directory, or s3://BUCKET/PREFIX.")
+]
 OsUserOption = Annotated[
     str | None,
     typer.Option(
@@ -64,7 +66,7 @@ def init_repo(
     audit_cli(
         settings, "cli.db.init-repo", resource=str(repo), parameters={"key": made.info.fingerprint}
     )
-    out.print(f"repository {escape(str(repo))} for key {made.info.fingerprint}")
+    out.print(f"repository {escape(made.storage.describe())} for key {made.info.fingerprint}")
 
 
 @app.command("configure")
