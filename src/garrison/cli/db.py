@@ -29,7 +29,7 @@ OsUserOption = Annotated[
 ]
 
 
-SCRATCH = Path("/var/tmp")  # noqa: S108  # drills restore into a fresh mkdtemp inside it
+SCRATCH = Path("/var/tmp")  # noqa: S108  # nosec B108  # drills restore into a fresh mkdtemp in it
 
 
 def _now() -> dt.datetime:
