@@ -33,47 +33,49 @@ Clock = Callable[[], dt.datetime]
 
 class TarTap:
     """Passes a tar stream through while keeping ``backup_label`` and the end of
-    ``backup_manifest``: where the backup starts (and on which timeline) and where it ends."""
+    ``backup_manifest``: where the backup starts (and on which timeline) and where it ends.
+    Only headers and those two members are copied; the data of others is skipped by count."""
 
     def __init__(self, source: IO[bytes]) -> None:
         self.source = source
         self.kept: dict[str, bytearray] = {}
-        self._buffer = bytearray()
-        self._member: str | None = None
+        self._header = bytearray()  # a header split across reads
+        self._member: bytearray | None = None  # where the current member's data goes
         self._left = 0  # bytes of the current member's data (with padding) still to come
 
     def read(self, size: int = -1) -> bytes:
         chunk = self.source.read(size)
-        self._buffer += chunk
-        self._parse()
+        self._parse(memoryview(chunk))
         return chunk
 
-    def _parse(self) -> None:
-        buffer = self._buffer
-        while True:
+    def _parse(self, view: memoryview) -> None:
+        at, end = 0, len(view)
+        while at < end:
             if self._left:
-                take = min(self._left, len(buffer))
+                take = min(self._left, end - at)
                 if self._member is not None:
-                    kept = self.kept[self._member]
-                    kept += buffer[:take]
-                    del kept[: max(0, len(kept) - _KEEP)]
-                del buffer[:take]
+                    self._member += view[at : at + take]
+                    del self._member[: max(0, len(self._member) - _KEEP)]
+                at += take
                 self._left -= take
-                if self._left:
-                    return
-                self._member = None
-            if len(buffer) < _BLOCK:
-                return
-            header = bytes(buffer[:_BLOCK])
-            del buffer[:_BLOCK]
-            if not header.strip(b"\0"):
-                continue  # the end-of-archive blocks
-            name = header[:100].split(b"\0", 1)[0].decode(errors="replace")
-            size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
-            self._left = -(-size // _BLOCK) * _BLOCK
-            if name in {"backup_label", "backup_manifest"}:
-                self._member = name
-                self.kept[name] = bytearray()
+                if not self._left:
+                    self._member = None
+                continue
+            take = min(_BLOCK - len(self._header), end - at)
+            self._header += view[at : at + take]
+            at += take
+            if len(self._header) == _BLOCK:
+                self._start_member(bytes(self._header))
+                self._header.clear()
+
+    def _start_member(self, header: bytes) -> None:
+        if not header.strip(b"\0"):
+            return  # the end-of-archive blocks
+        name = header[:100].split(b"\0", 1)[0].decode(errors="replace")
+        size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        self._left = -(-size // _BLOCK) * _BLOCK
+        if name in {"backup_label", "backup_manifest"}:
+            self._member = self.kept[name] = bytearray()
 
     def text(self, name: str) -> str:
         return bytes(self.kept.get(name, b"")).rstrip(b"\0").decode(errors="replace")

@@ -49,6 +49,7 @@ from garrison.core.errors import UsageError
 #: switch of a segment), and two more after them.
 MARGIN: Final = dt.timedelta(minutes=10)
 START_TIMEOUT_S: Final = 60.0
+COPY_BUFFER: Final = 1024 * 1024
 RESTORE_MARKER: Final = "# Garrison: restore in progress (garrison db restore)"
 COPY_MARKER: Final = "# Garrison: a restored copy does not archive; garrison db configure does"
 _RECOVERY_SETTINGS: Final = {
@@ -164,7 +165,10 @@ def _unpack(opener: Opener, repo: Repository, key: str, target_dir: Path) -> Non
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        with os.fdopen(read_fd, "rb") as source, tarfile.open(fileobj=source, mode="r|") as tar:
+        with (
+            os.fdopen(read_fd, "rb") as source,
+            tarfile.open(fileobj=source, mode="r|", copybufsize=COPY_BUFFER) as tar,  # type: ignore[call-overload]  # TarFile's own parameter
+        ):
             for member in tar:
                 if _safe_member(member):
                     tar.extract(member, target_dir, set_attrs=member.isfile())
