@@ -47,8 +47,8 @@ def world() -> Iterator[World]:
         db.sql("CREATE TABLE notes (id int PRIMARY KEY, body text)")
         db.sql("INSERT INTO notes VALUES (1, 'before the backup')")
         backup = garrison(
-            "db", "backup", "--repo", str(repo), "--host", db.host, "--port", str(db.port),
-            data_dir=work / "g",
+            "db", "backup", "--pgdata", str(db.pgdata), "--port", str(db.port), "--host", db.host,
+            "--repo", str(repo), data_dir=work / "g",
         )  # fmt: skip
         assert backup.returncode == 0, backup.stderr + db.log
         yield World(work, db, repo, public, private)

@@ -16,6 +16,7 @@ import re
 import subprocess  # nosec B404  # pg_basebackup makes the backup
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 from garrison.backup import postgres, wal
@@ -101,15 +102,17 @@ def take(
     port: int,
     user: str,
     os_user: str | None,
+    pgdata: Path | None = None,
     clock: Clock = _now,
 ) -> BaseEntry:
     """Take a base backup of the cluster at `host` (a socket directory or an address) and
-    `port` as database role `user`; its catalog entry once it is durable."""
+    `port` as database role `user` (with the programs of `pgdata`'s version when given); its
+    catalog entry once it is durable."""
     started = clock()
     backup_id = repo.new_base_id(started)
     argv = postgres.as_owner(
         [
-            postgres.program("pg_basebackup"), "--pgdata", "-", "--format", "tar",
+            postgres.program("pg_basebackup", pgdata), "--pgdata", "-", "--format", "tar",
             "--wal-method", "none", "--checkpoint", "fast", "--verbose", "--no-password",
             "--host", host, "--port", str(port), "--username", user,
             "--label", f"garrison {backup_id}",

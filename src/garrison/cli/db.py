@@ -119,6 +119,12 @@ def backup(
     user: Annotated[
         str, typer.Option("--username", help="Database role (replication).")
     ] = "postgres",
+    pgdata: Annotated[
+        Path | None,
+        typer.Option(
+            "--pgdata", help="The cluster's data directory: its version's programs, its owner."
+        ),
+    ] = None,
     os_user: OsUserOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -128,10 +134,10 @@ def backup(
 
     settings = load_settings(data_dir)
     store = Repository(repo)
+    if os_user is None:
+        os_user = postgres.owner_of(pgdata) if pgdata else postgres.default_os_user()
     with err.status("base backup: pg_basebackup -> zstd -> gpg -> repository"):
-        entry = base.take(
-            store, host=host, port=port, user=user, os_user=os_user or postgres.default_os_user()
-        )
+        entry = base.take(store, host=host, port=port, user=user, os_user=os_user, pgdata=pgdata)
     audit_cli(settings, "cli.db.backup", resource=entry.id, parameters={"repo": str(repo)})
     out.print(
         f"base backup {entry.id}: {entry.plain_size / 2**20:.1f} MiB sealed into "
