@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from garrison.backup import wal
 from garrison.backup.catalog import Catalog, verify
 from garrison.backup.repo import BaseEntry, Repository, iso, wal_key
 from garrison.backup.retention import expire, plan
-from garrison.backup.seal import BackupError, opener, seal
+from garrison.backup.seal import BackupError, key_facts, opener, seal
 from tests.backup.helpers import gpg_keys, s3_server
 from tests.cli import garrison
 
@@ -187,3 +188,22 @@ def test_retention_over_forty_days_keeps_every_point_of_the_last_thirty(
     assert earliest <= now - 30 * DAY
     assert latest == T0 + 39 * DAY + dt.timedelta(hours=18)
     assert expire(repo, now, 30 * DAY).bases == []  # nothing more to do
+
+
+def test_a_swapped_public_key_is_refused(
+    repo: Repository, tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    """Whoever may write the repository must not be able to make it encrypt to their key."""
+    intruder, _ = gpg_keys(tmp_path / "intruder")
+    repo.storage.put("backup-key.asc", intruder.read_bytes())
+    name, path = _segment(tmp_path, 11)
+    with pytest.raises(BackupError, match="nothing is encrypted to it"):
+        Repository(repo.location).put_wal(name, path, T0)
+    # and when the description is rewritten too, the pin (archive_command's) still holds
+    made = json.loads(repo.storage.get("garrison-repo.json") or b"{}")
+    made["fingerprint"] = key_facts(intruder)[0]
+    repo.storage.put("garrison-repo.json", json.dumps(made).encode())
+    pinned = key_facts(keys[0])[0]
+    with pytest.raises(BackupError, match="pinned"):
+        Repository(repo.location, fingerprint=pinned).put_wal(name, path, T0)
+    assert repo.wal_entry(name) is None

@@ -78,9 +78,10 @@ def _absolute(repo: str) -> str:
     return repo if repo.startswith("s3://") else str(Path(repo).resolve())
 
 
-def archive_command(garrison: list[str], repo: str) -> str:
-    """The archive_command for `repo` (`garrison` is how to run Garrison)."""
-    words = [*garrison, "db", "archive-wal", "--repo", repo]
+def archive_command(garrison: list[str], repo: str, fingerprint: str) -> str:
+    """The archive_command for `repo` (`garrison` is how to run Garrison), pinned to the
+    key `fingerprint`."""
+    words = [*garrison, "db", "archive-wal", "--repo", repo, "--fingerprint", fingerprint]
     return " ".join(shlex.quote(w) for w in words) + " %p %f"
 
 
@@ -96,12 +97,14 @@ def configure(
     replication slot may hold back for the streamer, e.g. ``10GB``); the settings written."""
     if not (pgdata / "PG_VERSION").is_file():
         raise ConfigError(f"{pgdata} is not a PostgreSQL data directory (no PG_VERSION)")
-    Repository(repo)  # it must exist
+    known = Repository(repo)  # it must exist
     if not 1 <= timeout_s <= 3600:
         raise UsageError("the archive timeout is 1 to 3600 seconds (300: 5-minute increments)")
     settings = {
         "archive_mode": quote_setting("on"),
-        "archive_command": quote_setting(archive_command(garrison, _absolute(repo))),
+        "archive_command": quote_setting(
+            archive_command(garrison, _absolute(repo), known.info.fingerprint)
+        ),
         "archive_timeout": quote_setting(f"{timeout_s}s"),
     }
     if slot_keep is not None:
@@ -110,8 +113,11 @@ def configure(
     return settings
 
 
-def archive_wal(repo: str, source: Path, name: str, now: dt.datetime) -> tuple[WalEntry, bool]:
-    """Seal the WAL file `source` into `repo` as `name`; (its entry, written now)."""
+def archive_wal(
+    repo: str, source: Path, name: str, now: dt.datetime, fingerprint: str = ""
+) -> tuple[WalEntry, bool]:
+    """Seal the WAL file `source` into `repo` as `name` (to the key `fingerprint`, when
+    pinned); (its entry, written now)."""
     if not source.is_file():
         raise UsageError(f"{source} is not a file", hint="archive_command passes %p %f")
-    return Repository(repo).put_wal(name, source, now)
+    return Repository(repo, fingerprint=fingerprint).put_wal(name, source, now)

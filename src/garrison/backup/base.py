@@ -32,6 +32,17 @@ _KEEP = 64 * 1024  # of backup_manifest, whose end holds the WAL range
 Clock = Callable[[], dt.datetime]
 
 
+def _member_size(field: bytes) -> int:
+    """A tar header's size: octal digits, or base-256 (first byte 0x80) for 8 GiB and more."""
+    if field[0] & 0x80:
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip() or b"0"
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise BackupError(f"pg_basebackup's tar has a header with size {text!r}") from None
+
+
 class TarTap:
     """Passes a tar stream through while keeping ``backup_label`` and the end of
     ``backup_manifest``: where the backup starts (and on which timeline) and where it ends.
@@ -73,7 +84,7 @@ class TarTap:
         if not header.strip(b"\0"):
             return  # the end-of-archive blocks
         name = header[:100].split(b"\0", 1)[0].decode(errors="replace")
-        size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        size = _member_size(header[124:136])
         self._left = -(-size // _BLOCK) * _BLOCK
         if name in {"backup_label", "backup_manifest"}:
             self._member = self.kept[name] = bytearray()

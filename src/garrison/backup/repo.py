@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import shutil
 import tempfile
 import weakref
@@ -108,8 +109,14 @@ def base_key(backup_id: str, what: str = BASE_DATA) -> str:
 class Repository:
     """A backup repository in a directory, or in an S3-compatible bucket (``s3://B/P``)."""
 
-    def __init__(self, location: str | Path, storage: Storage | None = None) -> None:
+    def __init__(
+        self, location: str | Path, storage: Storage | None = None, *, fingerprint: str = ""
+    ) -> None:
+        """Open the repository at `location`; with `fingerprint` (pinned outside the
+        repository, as ``configure`` does in archive_command), nothing is sealed unless the
+        repository's key is that key."""
         self.location = str(location)
+        self.pinned = fingerprint.replace(" ", "").upper()
         self.storage: Storage = storage or open_storage(location)
         data = self.storage.get(REPO_FILE)
         if data is None:
@@ -119,6 +126,7 @@ class Repository:
             )
         self.info = msgspec.json.decode(data, type=RepoInfo)
         self._key_file: Path | None = None
+        self._key_checked = False
 
     @classmethod
     def init(cls, location: str | Path, public_key: Path, now: dt.datetime) -> Repository:
@@ -148,7 +156,23 @@ class Repository:
 
     @property
     def public_key(self) -> Path:
-        """A local file holding the repository's public key (gpg reads it from a file)."""
+        """A local file holding the repository's public key (gpg reads it from a file), once
+        it is known to be the key the repository was made with (and the pinned one)."""
+        path = self._key_path()
+        if not self._key_checked:
+            found, _ = key_facts(path)
+            for expected, what in ((self.info.fingerprint, "made with"), (self.pinned, "pinned")):
+                if expected and found != expected:
+                    raise BackupError(
+                        f"the public key in {self.storage.describe()} is {found}, not the key "
+                        f"{expected} it was {what}: nothing is encrypted to it",
+                        hint="someone may have replaced it; restore backup-key.asc from your "
+                        "copy of the backup public key",
+                    )
+            self._key_checked = True
+        return path
+
+    def _key_path(self) -> Path:
         if isinstance(self.storage, LocalStorage):
             return self.storage.root / KEY_FILE
         if self._key_file is None:
@@ -189,7 +213,11 @@ class Repository:
     def _seal_wal(self, name: str, source: Path, now: dt.datetime) -> WalEntry:
         key = wal_key(name)
         with source.open("rb") as plain, self.storage.writer(key) as out:
+            expected = os.fstat(plain.fileno()).st_size
             sealed = seal(plain, out, self.public_key)
+            if sealed.plain_size != expected:
+                read = sealed.plain_size
+                raise BackupError(f"{source} changed while sealed: {read} of {expected} bytes read")
         entry = WalEntry(name, iso(now), *_sizes(sealed))
         self.storage.put(key + ENTRY, _encode(entry))
         return entry

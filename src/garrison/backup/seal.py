@@ -122,16 +122,34 @@ def key_facts(key_file: Path) -> tuple[str, bool]:
     return fingerprints[0], any(r[0] == "sec" for r in records)
 
 
-def _feed(source: IO[bytes], sink: IO[bytes], plain: hashlib._Hash, sizes: list[int]) -> None:
-    """Compress `source` into `sink` (gpg's stdin), hashing the plaintext; then close `sink`."""
+def _feed(
+    source: IO[bytes],
+    gpg: subprocess.Popen[bytes],
+    plain: hashlib._Hash,
+    sizes: list[int],
+    failure: list[BaseException],
+) -> None:
+    """Compress `source` into gpg's stdin, hashing the plaintext; then close it. When reading
+    the source fails, gpg is killed first, so that it never completes a truncated message."""
+    sink = gpg.stdin
+    if sink is None:
+        return
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     try:
         with compressor.stream_writer(sink, closefd=False) as writer:
-            while chunk := source.read(CHUNK):
+            while True:
+                try:
+                    chunk = source.read(CHUNK)
+                except BaseException as exc:  # handed to seal(), which raises it
+                    failure.append(exc)
+                    gpg.kill()
+                    return
+                if not chunk:
+                    break
                 plain.update(chunk)
                 sizes[0] += len(chunk)
                 writer.write(chunk)
-    except (BrokenPipeError, OSError):
+    except OSError:
         pass  # gpg died: its exit status and words say why
     finally:
         with suppress(OSError):
@@ -151,7 +169,8 @@ def seal(source: IO[bytes], destination: IO[bytes], public_key: Path) -> Sealed:
             if gpg.stdin is None or gpg.stdout is None:
                 raise BackupError("gpg started without pipes")
             plain, sizes = hashlib.sha256(), [0]
-            feeder = threading.Thread(target=_feed, args=(source, gpg.stdin, plain, sizes))
+            failure: list[BaseException] = []
+            feeder = threading.Thread(target=_feed, args=(source, gpg, plain, sizes, failure))
             feeder.start()
             reader, errors = drain(gpg.stderr)
             digest, size = hashlib.sha256(), 0
@@ -161,6 +180,8 @@ def seal(source: IO[bytes], destination: IO[bytes], public_key: Path) -> Sealed:
                 destination.write(chunk)
             feeder.join()
             reader.join()
+            if failure:
+                raise BackupError(f"could not read what was to be sealed: {failure[0]}")
             if gpg.wait() != 0:
                 raise _gpg_error("encrypt", b"".join(errors))
     return Sealed(size, digest.hexdigest(), sizes[0], plain.hexdigest())

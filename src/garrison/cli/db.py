@@ -21,6 +21,13 @@ app = typer.Typer(
 RepoOption = Annotated[
     str, typer.Option("--repo", help="The backup repository: a directory, or s3://BUCKET/PREFIX.")
 ]
+FingerprintOption = Annotated[
+    str,
+    typer.Option(
+        "--fingerprint",
+        help="Seal only if the repository's public key is this one (pinned off the repository).",
+    ),
+]
 OsUserOption = Annotated[
     str | None,
     typer.Option(
@@ -102,11 +109,12 @@ def archive_wal(
     repo: RepoOption,
     path: Annotated[Path, typer.Argument(help="%p: the WAL file.")],
     name: Annotated[str, typer.Argument(help="%f: its name.")],
+    fingerprint: FingerprintOption = "",
 ) -> None:
     """PostgreSQL's archive_command: exit 0 only once the file is durable in the repository."""
     from garrison.backup.archive import archive_wal as archive  # noqa: PLC0415
 
-    archive(repo, path, name, _now())
+    archive(repo, path, name, _now(), fingerprint)
 
 
 @app.command("backup")
@@ -125,6 +133,7 @@ def backup(
             "--pgdata", help="The cluster's data directory: its version's programs, its owner."
         ),
     ] = None,
+    fingerprint: FingerprintOption = "",
     os_user: OsUserOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -133,7 +142,7 @@ def backup(
     from garrison.backup.repo import Repository  # noqa: PLC0415
 
     settings = load_settings(data_dir)
-    store = Repository(repo)
+    store = Repository(repo, fingerprint=fingerprint)
     if os_user is None:
         os_user = postgres.owner_of(pgdata) if pgdata else postgres.default_os_user()
     with err.status("base backup: pg_basebackup -> zstd -> gpg -> repository"):
@@ -350,6 +359,7 @@ def run(
     ] = 30,
     backup_every: Annotated[str, typer.Option(help="Base backup interval.")] = "24h",
     check_every: Annotated[str, typer.Option(help="Check interval.")] = "5m",
+    fingerprint: FingerprintOption = "",
     os_user: OsUserOption = None,
     events: EventsOption = None,
 ) -> None:
@@ -362,7 +372,7 @@ def run(
     from garrison.backup.role import BackupRole  # noqa: PLC0415
 
     role = BackupRole(
-        repo=Repository(repo), host=host, port=port, user=user,
+        repo=Repository(repo, fingerprint=fingerprint), host=host, port=port, user=user,
         os_user=os_user or postgres.default_os_user(), pgdata=pgdata,
         keep=dt.timedelta(days=keep_days),
         backup_every=_interval(backup_every, "--backup-every"),
@@ -390,6 +400,7 @@ def stream(
     partial_every: Annotated[
         float, typer.Option(help="Seconds between seals of the segment being received.")
     ] = 5.0,
+    fingerprint: FingerprintOption = "",
     os_user: OsUserOption = None,
     events: EventsOption = None,
 ) -> None:
@@ -402,7 +413,8 @@ def stream(
     from garrison.backup.stream import Streamer  # noqa: PLC0415
 
     streamer = Streamer(
-        repo=Repository(repo), spool=spool, host=host, port=port, user=user, slot=slot,
+        repo=Repository(repo, fingerprint=fingerprint), spool=spool, host=host, port=port,
+        user=user, slot=slot,
         os_user=os_user or postgres.default_os_user(), partial_every=partial_every,
         events=events,
     )  # fmt: skip
