@@ -7,8 +7,9 @@ on stdin/stdout, Garrison reads its log on a pipe of that connection alone). The
 open in Garrison too, which is how the bytes are known at the end: the kernel's ``TCP_INFO``
 (acknowledged bytes out, bytes in), at no cost on the data path.
 
-sshd runs at ``LogLevel DEBUG1`` for the one line that names a jump's target
-(``server_request_direct_tcpip``); debug lines are read, never written to the log. What is
+sshd runs at ``LogLevel DEBUG1`` for the one line that says a jump reached its target
+(``channel N: connected to HOST port P``, with the permitted target's own name, never text the
+client sent); debug lines are read, never written to the log. What is
 written: sshd's other lines, as before, and a record per connection
 (`garrison.events.bastion`) when the person is in and when the connection ends.
 
@@ -29,7 +30,7 @@ import subprocess  # nosec B404  # one sshd per connection
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -42,12 +43,13 @@ MAX_UNAUTHENTICATED = 10  # per source address, like sshd's MaxStartups 10
 LOG_ROTATE_BYTES = 64 * 1024 * 1024
 STOP_GRACE_S = 10.0
 _DEBUG = "debug1: "
-_DIRECT = re.compile(
-    r"debug1: server_request_direct_tcpip: originator \S+ port \d+, "
-    r"target (?P<host>\S+) port (?P<port>\d{1,5})"
-)
+#: sshd connected a jump to its target (debug1). The host is one the principals file's
+#: permitopen allowed, so it is Garrison's own text, not what the client chose to send.
+_CONNECTED = re.compile(r"debug1: channel \d+: connected to (?P<host>\S+) port (?P<port>\d{1,5})")
+#: sshd refused a jump. The host is the client's text (sshd cuts it at 100 characters): the
+#: last " port N, but ..." ends it, whatever it holds.
 _DENIED = re.compile(
-    r"Received request from \S+ port \d+ to connect to host (?P<host>\S+) port "
+    r"Received request from .* to connect to host (?P<host>.*) port "
     r"(?P<port>\d{1,5}), but the request was denied\."
 )
 # struct tcp_info (linux/tcp.h): tcpi_bytes_acked and tcpi_bytes_received, Linux 4.1 and later
@@ -117,7 +119,6 @@ class _Live:
     started: float
     process: subprocess.Popen[bytes] | None = None
     thread: threading.Thread | None = None
-    asked: list[str] = field(default_factory=list)  # targets in the order sshd was asked
 
 
 class Listener:
@@ -164,13 +165,15 @@ class Listener:
             self.log.write(records.PROGRAM, os.getpid(), f"listening on {self.listen}")
             if ready is not None:
                 ready.set()
-            while not self._stopping:
-                for key, _ in selector.select():
-                    if key.fileobj is server:
-                        self._accept(server)
-        self._end_all()
-        self._wake_r.close()
-        self._wake_w.close()
+            try:
+                while not self._stopping:
+                    for key, _ in selector.select():
+                        if key.fileobj is server:
+                            self._accept(server)
+            finally:
+                self._end_all()
+                self._wake_r.close()
+                self._wake_w.close()
 
     def _accept(self, server: socket.socket) -> None:
         try:
@@ -221,17 +224,12 @@ class Listener:
     def _line(self, live: _Live, pid: int, text: str) -> None:
         record = live.record
         if text.startswith(_DEBUG):
-            if (asked := _DIRECT.match(text)) is not None:
-                target = _target(asked["host"], asked["port"])
-                live.asked.append(target)
-                record.targets.append(target)
+            if (reached := _CONNECTED.fullmatch(text)) is not None:
+                record.targets.append(_target(reached["host"], reached["port"]))
             return
         self.log.write("sshd", pid, text)
         if (denied := _DENIED.fullmatch(text)) is not None:
-            target = _target(denied["host"], denied["port"])
-            if target in record.targets:
-                record.targets.remove(target)
-            record.denied.append(target)
+            record.denied.append(_target(denied["host"], denied["port"]))
             return
         event: Event = {}
         if not parse_message(text, event) or event.get("class") != "authentication":
@@ -278,3 +276,8 @@ class Listener:
         for one in live:
             if one.thread is not None:
                 one.thread.join(max(0.0, deadline - time.monotonic()))
+        for one in live:  # past the grace: killed, and their records still written
+            if one.process is not None and one.process.poll() is None:
+                one.process.kill()
+            if one.thread is not None:
+                one.thread.join(STOP_GRACE_S)
