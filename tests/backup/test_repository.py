@@ -18,8 +18,10 @@ import pytest
 from garrison.backup import wal
 from garrison.backup.catalog import Catalog, verify
 from garrison.backup.repo import BaseEntry, Repository, iso, wal_key
+from garrison.backup.restore import Target, choose_base
 from garrison.backup.retention import expire, plan
 from garrison.backup.seal import BackupError, key_facts, opener, seal
+from garrison.core.errors import UsageError
 from tests.backup.helpers import gpg_keys, s3_server
 from tests.cli import garrison
 
@@ -207,3 +209,21 @@ def test_a_swapped_public_key_is_refused(
     with pytest.raises(BackupError, match="pinned"):
         Repository(repo.location, fingerprint=pinned).put_wal(name, path, T0)
     assert repo.wal_entry(name) is None
+
+
+def test_a_hole_in_the_window_is_not_restorable(repo: Repository, tmp_path: Path) -> None:
+    """A gap after one base backup leaves a hole until the next base backup."""
+    minutes = dt.timedelta(minutes=5)
+    _base(repo, 2, 2, T0)
+    for n in (2, 3):
+        _archive(repo, tmp_path, n, T0 + n * minutes)
+    later = _base(repo, 8, 8, T0 + dt.timedelta(hours=1))
+    for n in (8, 9):
+        _archive(repo, tmp_path, n, T0 + dt.timedelta(hours=1) + (n - 7) * minutes)
+    catalog = Catalog.read(repo)
+    assert catalog.base_for(T0 + 2 * minutes) is not None
+    assert catalog.base_for(T0 + dt.timedelta(minutes=30)) is None  # after the gap at 4
+    assert catalog.base_for(T0 + dt.timedelta(hours=1, minutes=7)) == later
+    with pytest.raises(UsageError, match="outside the recoverable window"):
+        choose_base(catalog, Target(time=T0 + dt.timedelta(minutes=30)))
+    assert choose_base(catalog, Target(name="before-migration")) == later  # the one reaching now

@@ -75,16 +75,31 @@ class Catalog:
         needed = wal.segment_of(base.timeline, wal.parse_lsn(base.stop_lsn))
         return bool(run) and run[-1].name >= needed
 
+    def intervals(self) -> list[tuple[dt.datetime, dt.datetime, BaseEntry]]:
+        """(from, to, base backup) for each restorable base backup: from its end to the archive
+        time of the last WAL that follows it without a gap (or of the streamed part after)."""
+        spans = []
+        for base in self.bases:
+            if not self.restorable(base):
+                continue
+            run = self.run_from(base.start_wal)
+            last = self.partial_after(run) or run[-1]
+            begin = parse_iso(base.finished_at)
+            spans.append((begin, max(parse_iso(last.archived_at), begin), base))
+        return spans
+
+    def base_for(self, moment: dt.datetime) -> BaseEntry | None:
+        """The newest base backup from which `moment` is restorable (None: in no interval)."""
+        found = [b for begin, end, b in self.intervals() if begin <= moment <= end]
+        return found[-1] if found else None
+
     def window(self) -> tuple[dt.datetime, dt.datetime] | None:
-        """(earliest, latest) restorable time, or None when nothing is restorable."""
-        usable = [b for b in self.bases if self.restorable(b)]
-        if not usable:
+        """(earliest, latest) restorable time, or None when nothing is restorable. A gap in
+        the WAL can leave holes inside it: `base_for` says whether a moment is restorable."""
+        spans = self.intervals()
+        if not spans:
             return None
-        newest = usable[-1]
-        run = self.run_from(newest.start_wal)
-        last = self.partial_after(run) or run[-1]
-        latest = max(parse_iso(last.archived_at), parse_iso(newest.finished_at))
-        return parse_iso(usable[0].finished_at), latest
+        return min(s[0] for s in spans), max(s[1] for s in spans)
 
     def gaps(self) -> list[Gap]:
         """Missing segments between the oldest base backup's start and the newest segment of

@@ -9,6 +9,7 @@ is a high-severity finding.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import shutil
@@ -86,12 +87,19 @@ def drill(
 ) -> DrillResult:
     """Restore a random point of the window under `scratch`, check it, remove it."""
     began = time.monotonic()
-    window = Catalog.read(repo).window()
-    if window is None:
+    spans = Catalog.read(repo).intervals()
+    if not spans:
         return DrillResult("", False, "nothing in the repository is restorable", 0.0)
-    earliest, latest = window
-    chance = (rng or random.Random()).random()  # noqa: S311  # nosec B311  # not a secret
-    point = earliest + (latest - earliest) * chance
+    # a moment drawn evenly over what is restorable (holes left by WAL gaps excluded)
+    lengths = [(end - begin).total_seconds() for begin, end, _ in spans]
+    chance = (rng or random.Random()).random() * sum(lengths)  # noqa: S311  # nosec B311
+    for (begin, _, _), length in zip(spans, lengths, strict=True):
+        if chance <= length:
+            point = begin + dt.timedelta(seconds=chance)
+            break
+        chance -= length
+    else:
+        point = spans[-1][1]
     point = point.replace(microsecond=point.microsecond // 1000 * 1000)
     holder = Path(tempfile.mkdtemp(prefix="garrison-drill-", dir=scratch))
     os.chmod(holder, 0o711)  # noqa: S103  # nosec B103  # postgres enters; the copy is 0700

@@ -39,15 +39,11 @@ from garrison.backup.repo import (
     WalEntry,
     base_key,
     iso,
-    parse_iso,
     wal_key,
 )
 from garrison.backup.seal import BackupError, Opener
 from garrison.core.errors import UsageError
 
-#: Segments archived up to this long after a time target are fetched too (archiving lags the
-#: switch of a segment), and two more after them.
-MARGIN: Final = dt.timedelta(minutes=10)
 START_TIMEOUT_S: Final = 60.0
 COPY_BUFFER: Final = 1024 * 1024
 RESTORE_MARKER: Final = "# Garrison: restore in progress (garrison db restore)"
@@ -94,25 +90,24 @@ class Restored:
 
 
 def choose_base(catalog: Catalog, target: Target) -> BaseEntry:
-    """The newest restorable base backup before `target`; refuses a target outside the
-    recoverable window, saying what the window is."""
-    window = catalog.window()
-    if window is None:
+    """The base backup to restore `target` from; refuses a target outside the recoverable
+    window (or in a hole a WAL gap leaves in it), saying what is restorable."""
+    spans = catalog.intervals()
+    if not spans:
         raise BackupError(
             "nothing in the repository is restorable yet",
             hint="take a base backup (garrison db backup) with archiving on",
         )
-    earliest, latest = window
-    usable = [b for b in catalog.bases if catalog.restorable(b)]
     if target.time is not None:
-        if not earliest <= target.time <= latest:
+        base = catalog.base_for(target.time)
+        if base is None:
+            restorable = ", ".join(f"{iso(a)} to {iso(b)}" for a, b, _ in spans)
             raise UsageError(
-                f"{iso(target.time)} is outside the recoverable window "
-                f"{iso(earliest)} to {iso(latest)}",
-                hint="pick a time inside it (garrison db check shows the window)",
+                f"{iso(target.time)} is outside the recoverable window ({restorable})",
+                hint="pick a time inside it (garrison db check shows the window and any gaps)",
             )
-        moment = target.time
-        return [b for b in usable if parse_iso(b.finished_at) <= moment][-1]
+        return base
+    usable = [b for _, _, b in spans]
     if target.lsn is not None:
         lsn = wal.parse_lsn(target.lsn)
         before = [b for b in usable if wal.parse_lsn(b.stop_lsn) <= lsn]
@@ -121,17 +116,19 @@ def choose_base(catalog: Catalog, target: Target) -> BaseEntry:
                 f"{target.lsn} is before the oldest restorable backup ends ({usable[0].stop_lsn})"
             )
         return before[-1]
-    return usable[-1]
+    newest_end = max(end for _, end, _ in spans)
+    reaching = [b for _, end, b in spans if end == newest_end]
+    # A restore point may be anywhere: from the oldest base backup that reaches the newest WAL,
+    # replay passes every point. The latest: from the newest, the least to replay.
+    return reaching[0] if target.name is not None else reaching[-1]
 
 
 def needed_wal(catalog: Catalog, base: BaseEntry, target: Target) -> list[WalEntry]:
-    """The segments to stage for `target`, and every timeline history file."""
+    """The segments to stage for `target` (every one after the base backup without a gap, up
+    to the target's segment for an LSN: a time says nothing certain about which segment holds
+    it), and every timeline history file."""
     whole = run = catalog.run_from(base.start_wal)
-    if target.time is not None:
-        horizon = target.time + MARGIN
-        cut = next((i for i, e in enumerate(run) if parse_iso(e.archived_at) > horizon), len(run))
-        run = run[: cut + 2]
-    elif target.lsn is not None:
+    if target.lsn is not None:
         last = wal.segment_of(base.timeline, wal.parse_lsn(target.lsn))
         cut = next((i for i, e in enumerate(run) if e.name > last), len(run))
         run = run[: cut + 1]
@@ -238,6 +235,7 @@ def _settings(target: Target, staging: Path) -> dict[str, str]:
     settings = {
         "restore_command": quote_setting(f'cp "{staging}/%f" "%p"'),
         "recovery_target_action": quote_setting("promote"),
+        "recovery_target_timeline": quote_setting("current"),  # the WAL staged is the base's
         "archive_mode": quote_setting("off"),
     }
     if target.time is not None:
