@@ -131,10 +131,15 @@ class Damage:
     reason: str
 
 
-def verify(repo: Repository, catalog: Catalog) -> list[Damage]:
-    """Check every sealed file against its catalog entry (size, then SHA-256)."""
+def verify(repo: Repository, catalog: Catalog, *, full: bool = True) -> list[Damage]:
+    """Check every sealed file against its catalog entry: its size, and with `full` its
+    SHA-256. The streamed part of a segment is left out: it is replaced every few seconds."""
     damaged = []
-    files = [(wal_key(e.name), e.size, e.sha256) for e in catalog.wal.values()]
+    files = [
+        (wal_key(e.name), e.size, e.sha256)
+        for e in catalog.wal.values()
+        if not e.name.endswith(wal.PARTIAL)
+    ]
     files += [(base_key(b.id), b.size, b.sha256) for b in catalog.bases]
     for key, size, sha256 in files:
         found = repo.storage.stat(key)
@@ -142,7 +147,7 @@ def verify(repo: Repository, catalog: Catalog) -> list[Damage]:
             damaged.append(Damage(key, "missing"))
         elif found.size != size:
             damaged.append(Damage(key, f"{found.size} bytes where {size} were written"))
-        else:
+        elif full:
             with repo.open_sealed(key) as sealed:
                 if stream_sha256(sealed) != sha256:
                     damaged.append(Damage(key, "its SHA-256 is not the one written"))

@@ -157,9 +157,10 @@ def assess(
     os_user: str | None = None,
     pgdata: Path | None = None,
     now: dt.datetime | None = None,
+    full: bool = True,
 ) -> Health:
     """Everything `Health` holds (the archiver when `cluster` (host, port) is given, the disk
-    when `pgdata` is)."""
+    when `pgdata` is; checksums with `full`, else sizes only)."""
     catalog = Catalog.read(repo)
     health = Health(
         window=catalog.window(),
@@ -167,7 +168,7 @@ def assess(
         wal=len(catalog.wal),
         newest_base=catalog.bases[-1] if catalog.bases else None,
         gaps=catalog.gaps(),
-        damaged=verify(repo, catalog),
+        damaged=verify(repo, catalog, full=full),
         loose=repo.loose(),
         archiver=archiver_status(*cluster, os_user) if cluster else None,
         encrypted=disk_encryption(pgdata) if pgdata else None,

@@ -17,8 +17,15 @@ from typing import Any, Final
 
 import msgspec
 
+from garrison.core.errors import GarrisonError
+
 PROCESS: Final = "garrison-backup"
 _encode = msgspec.json.Encoder().encode
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, for an event: a Garrison error's message, else the exception."""
+    return exc.message if isinstance(exc, GarrisonError) else f"{type(exc).__name__}: {exc}"
 
 
 def event(activity: str, outcome: str, message: str, **fields: Any) -> dict[str, Any]:

@@ -93,15 +93,15 @@ class LocalStorage:
         with _said("write", final):
             final.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                yield out
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, final)
-            fsync_dir(final.parent)
-        finally:
-            temporary.unlink(missing_ok=True)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    yield out
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, final)
+                fsync_dir(final.parent)
+            finally:
+                temporary.unlink(missing_ok=True)
 
     @contextmanager
     def reader(self, key: str) -> Iterator[IO[bytes]]:
@@ -126,36 +126,65 @@ class LocalStorage:
 
     def stat(self, key: str) -> Stat | None:
         try:
-            found = self._path(key).stat()
+            with _said("read", self._path(key)):
+                found = self._path(key).stat()
         except FileNotFoundError:
             return None
         return Stat(found.st_size, found.st_mtime)
 
     def keys(self, prefix: str) -> list[str]:
         base = self._path(prefix)
-        if not base.is_dir():
-            return []
-        return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(TEMPORARY_PREFIX)
-        )
+        with _said("list", base):
+            if not base.is_dir():
+                return []
+            return sorted(
+                p.relative_to(self.root).as_posix()
+                for p in base.rglob("*")
+                if p.is_file() and not p.name.startswith(TEMPORARY_PREFIX)
+            )
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        path.unlink(missing_ok=True)
-        if path.parent.is_dir():
-            fsync_dir(path.parent)
-            if path.parent != self.root and not any(path.parent.iterdir()):
-                shutil.rmtree(path.parent, ignore_errors=True)
+        with _said("delete", path):
+            path.unlink(missing_ok=True)
+            if path.parent.is_dir():
+                fsync_dir(path.parent)
+                if path.parent != self.root and not any(path.parent.iterdir()):
+                    shutil.rmtree(path.parent, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         """Temporary files of interrupted writes."""
-        return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in self.root.rglob(f"{TEMPORARY_PREFIX}*")
-            if p.is_file()
-        )
+        with _said("list", self.root):
+            return sorted(
+                p.relative_to(self.root).as_posix()
+                for p in self.root.rglob(f"{TEMPORARY_PREFIX}*")
+                if p.is_file()
+            )
+
+
+@contextmanager
+def _s3(what: str, where: str) -> Iterator[None]:
+    """boto3's and botocore's errors (network, credentials, permissions) as a BackupError."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise BackupError(f"cannot {what} {where}: {exc}") from None
+
+
+class _Aborting:
+    """A pipe's reading end for boto3's upload: when the writer failed, reading it raises,
+    so that the multipart upload is aborted instead of completed with what came."""
+
+    def __init__(self, source: IO[bytes], failed: threading.Event) -> None:
+        self.source, self.failed = source, failed
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.source.read(size)
+        if not chunk and self.failed.is_set():
+            raise BackupError("the writer failed: the upload is abandoned")
+        return chunk
 
 
 class S3Storage:
@@ -184,11 +213,13 @@ class S3Storage:
         """A pipe whose bytes are uploaded as they come; the object exists once complete."""
         read_fd, write_fd = os.pipe()
         failure: list[BaseException] = []
+        failed = threading.Event()
 
         def upload() -> None:
             with os.fdopen(read_fd, "rb") as source:
                 try:
-                    self.client.upload_fileobj(source, self.bucket, self._key(key))
+                    reading = _Aborting(source, failed)
+                    self.client.upload_fileobj(reading, self.bucket, self._key(key))
                 except BaseException as exc:  # handed to the writing side
                     failure.append(exc)
                     while source.read(1024 * 1024):
@@ -198,18 +229,23 @@ class S3Storage:
         uploader.start()
         try:
             with os.fdopen(write_fd, "wb") as sink:
-                yield sink
+                try:
+                    yield sink
+                except BaseException:
+                    failed.set()  # before the pipe closes: the upload must not complete
+                    raise
         finally:
             uploader.join()
-        if failure:
+        if failure and not failed.is_set():
             raise BackupError(f"could not upload {self.describe()}/{key}: {failure[0]}")
 
     @contextmanager
     def reader(self, key: str) -> Iterator[IO[bytes]]:
-        try:
-            found = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey:
-            raise BackupError(f"{self.describe()}/{key} is missing") from None
+        with _s3("read", f"{self.describe()}/{key}"):
+            try:
+                found = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self.client.exceptions.NoSuchKey:
+                raise BackupError(f"{self.describe()}/{key} is missing") from None
         body = found["Body"]
         try:
             yield body
@@ -217,35 +253,43 @@ class S3Storage:
             body.close()
 
     def put(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with _s3("write", f"{self.describe()}/{key}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get(self, key: str) -> bytes | None:
-        try:
-            found = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey:
-            return None
-        data: bytes = found["Body"].read()
+        with _s3("read", f"{self.describe()}/{key}"):
+            try:
+                found = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self.client.exceptions.NoSuchKey:
+                return None
+            data: bytes = found["Body"].read()
         return data
 
     def stat(self, key: str) -> Stat | None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
         try:
             found = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.ClientError:
-            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise BackupError(f"cannot read {self.describe()}/{key}: {exc}") from None
         return Stat(int(found["ContentLength"]), found["LastModified"].timestamp())
 
     def keys(self, prefix: str) -> list[str]:
         found = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(prefix)
-        )
         skip = len(self.prefix) + 1 if self.prefix else 0
-        for page in pages:
-            found += [item["Key"][skip:] for item in page.get("Contents", [])]
+        with _s3("list", f"{self.describe()}/{prefix}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            for page in pages:
+                found += [item["Key"][skip:] for item in page.get("Contents", [])]
         return sorted(found)
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        with _s3("delete", f"{self.describe()}/{key}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def leftovers(self) -> list[str]:
         """Uploads never completed are invisible in S3: nothing to list."""

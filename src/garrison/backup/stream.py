@@ -28,11 +28,11 @@ from typing import Final
 from garrison.backup import postgres, report, wal
 from garrison.backup.repo import Repository
 from garrison.backup.seal import BackupError, child
-from garrison.core.errors import GarrisonError
 
 log = logging.getLogger("garrison.backup")
 SWEEP_S: Final = 0.5
 RESTART_S: Final = 5.0
+REPORT_EVERY_S: Final = 60.0
 
 
 def _now() -> dt.datetime:
@@ -54,6 +54,7 @@ class Streamer:
     events: Path | None = None
     _sealed_part: tuple[str, int, int] | None = field(default=None, init=False)
     _part_at: float = field(default=0.0, init=False)
+    _last_failure: tuple[str, float] = field(default=("", 0.0), init=False)
 
     def _connection(self) -> list[str]:
         return ["--host", self.host, "--port", str(self.port), "--username", self.user,
@@ -118,8 +119,13 @@ class Streamer:
                 stop.wait(RESTART_S)
 
     def _sweep_reported(self) -> None:
+        """Sweep; a failure is logged and reported, the same one at most once a minute."""
         try:
             self.sweep()
-        except GarrisonError as exc:
-            log.error("streaming: %s", exc.message)
-            report.append(self.events, report.event("stream", "failure", exc.message))
+        except Exception as exc:  # reported; the next sweep tries again
+            said = report.reason(exc)
+            now = time.monotonic()
+            if said != self._last_failure[0] or now - self._last_failure[1] >= REPORT_EVERY_S:
+                self._last_failure = (said, now)
+                log.error("streaming: %s", said)
+                report.append(self.events, report.event("stream", "failure", said))
