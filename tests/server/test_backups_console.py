@@ -39,6 +39,11 @@ def test_the_window_drills_and_backups_of_each_database(admin: Person) -> None:
             ),
         ],
     )  # fmt: skip
+    silent = _event(
+        "check", "success", "healthy", 1, recoverable_from=_at(25), recoverable_to=_at(1)
+    )
+    silent["host"] = "db-2"
+    trail.store().append("system", [silent])
     page = signed_in_client(make_person("auditor")).get("/backups/")
     assert page.status_code == 200
     body = page.content.decode()
@@ -50,6 +55,7 @@ def test_the_window_drills_and_backups_of_each_database(admin: Person) -> None:
     assert "<td>42</td>" in body
     assert "vda (disk)" in body
     assert "the SQL check says &#x27;f&#x27;, not true" in body
+    assert body.count("is garrison db run running?") == 1  # db-2 has not checked for a day
 
 
 def test_developers_do_not_see_backups(admin: Person) -> None:

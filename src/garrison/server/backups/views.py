@@ -21,6 +21,7 @@ from garrison.server.logs.queries import MAX_LIMIT, recent
 STREAM = "system"
 DAYS = 30
 WIDTH, ROW, LABEL = 600, 28, 120  # the timeline, in SVG user units
+SILENT = dt.timedelta(minutes=20)  # no check for this long: the backup role is not running
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class Lane:
     window_title: str
     backups: list[Mark]
     drills: list[Mark]
+
+
+def _age(moment: str, now: dt.datetime) -> dt.timedelta:
+    try:
+        return now - dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return dt.timedelta.max
 
 
 def _x(moment: str, start: dt.datetime, span: float) -> float | None:
@@ -97,16 +105,24 @@ def page(request: HttpRequest) -> HttpResponse:
     actor = console_user(request)
     now = timezone.now()
     since = (now - dt.timedelta(days=DAYS)).isoformat()
-    events = recent(actor, STREAM, f'process="{PROCESS}"', since=since, limit=MAX_LIMIT)
+    ours = f'process="{PROCESS}"'
+
+    def of(activity: str, limit: int) -> list[dict[str, Any]]:
+        query = f"{ours} AND activity={activity}"
+        return recent(actor, STREAM, query, since=since, limit=limit)
+
+    drills, base_backups = of("drill", 200), of("base_backup", 200)
     latest: dict[str, dict[str, Any]] = {}
-    for event in events:  # newest first: the first check of each host is its latest
-        if event.get("activity") == "check":
-            latest.setdefault(str(event.get("host", "")), event)
+    for event in of("check", MAX_LIMIT):  # newest first: each host's first is its latest
+        latest.setdefault(str(event.get("host", "")), event)
+    for check in latest.values():
+        check["silent"] = _age(check["time"], now) > SILENT
+    events = drills + base_backups
     lanes = _lanes(latest, events, now)
     context = {
         "databases": [latest[h] for h in sorted(latest)],
-        "drills": [e for e in events if e.get("activity") == "drill"][:50],
-        "base_backups": [e for e in events if e.get("activity") == "base_backup"][:50],
+        "drills": drills[:50],
+        "base_backups": base_backups[:50],
         "lanes": lanes,
         "chart_width": LABEL + WIDTH + 10,
         "chart_height": max(1, len(lanes)) * ROW + 20,

@@ -63,8 +63,12 @@ def _bastion_connections(actor: Any) -> tuple[list[dict[str, Any]], list[dict[st
     opened = _recent(actor, "ssh", f"{bastion} AND activity=open", since=day, limit=CONNECTED)
     if not opened:
         return [], ended
-    closes = _recent(
-        actor, "ssh", f"{bastion} AND activity=close", since=opened[-1]["time"], limit=MAX_LIMIT
+    closes = _recent(  # only authenticated connections have an open record
+        actor,
+        "ssh",
+        f"{bastion} AND activity=close AND outcome=success",
+        since=opened[-1]["time"],
+        limit=MAX_LIMIT,
     )
     closed = {_connection(e) for e in closes}
     return [e for e in opened if _connection(e) not in closed], ended
