@@ -17,7 +17,7 @@ import pytest
 
 from garrison.backup import wal
 from garrison.backup.catalog import Catalog, verify
-from garrison.backup.repo import BaseEntry, Repository, iso, wal_key
+from garrison.backup.repo import BaseEntry, Repository, iso
 from garrison.backup.restore import Target, choose_base
 from garrison.backup.retention import expire, plan
 from garrison.backup.seal import BackupError, key_facts, opener, seal
@@ -62,6 +62,12 @@ def _segment(tmp_path: Path, number: int, timeline: int = 1) -> tuple[str, Path]
     return name, path
 
 
+def _object(repo: Repository, name: str) -> str:
+    entry = repo.wal_entry(name)
+    assert entry is not None
+    return entry.object
+
+
 def _archive(repo: Repository, tmp_path: Path, number: int, when: dt.datetime) -> str:
     name, path = _segment(tmp_path, number)
     repo.put_wal(name, path, when)
@@ -88,14 +94,15 @@ def test_sealed_files_open_with_the_private_key_only(
     repo: Repository, tmp_path: Path, keys: tuple[Path, Path]
 ) -> None:
     name = _archive(repo, tmp_path, 7, T0)
-    with opener(keys[1]) as keyring, repo.open_sealed(wal_key(name)) as sealed:
+    sealed_in = _object(repo, name)
+    with opener(keys[1]) as keyring, repo.open_sealed(sealed_in) as sealed:
         plain = io.BytesIO()
         keyring.open(sealed, plain, name)
     assert plain.getvalue() == name.encode() * 1000
     _, other = gpg_keys(tmp_path / "other")
     with (
         opener(other) as wrong,
-        repo.open_sealed(wal_key(name)) as sealed,
+        repo.open_sealed(sealed_in) as sealed,
         pytest.raises(BackupError, match="not the backup key"),
     ):
         wrong.open(sealed, io.BytesIO(), name)
@@ -128,15 +135,13 @@ def test_window_and_gaps(repo: Repository, tmp_path: Path) -> None:
 def test_damaged_and_missing_files_are_found(repo: Repository, tmp_path: Path) -> None:
     _base(repo, 1, 1, T0)
     names = [_archive(repo, tmp_path, n, T0) for n in (1, 2, 3)]
-    sealed = bytearray(repo.storage.get(wal_key(names[0])) or b"")
+    damaged, lost = _object(repo, names[0]), _object(repo, names[1])
+    sealed = bytearray(repo.storage.get(damaged) or b"")
     sealed[100:104] = b"\0\0\0\0"  # the same size, other bytes
-    repo.storage.put(wal_key(names[0]), bytes(sealed))
-    repo.storage.delete(wal_key(names[1]))
+    repo.storage.put(damaged, bytes(sealed))
+    repo.storage.delete(lost)
     found = {d.key: d.reason for d in verify(repo, Catalog.read(repo))}
-    assert found == {
-        wal_key(names[0]): "its SHA-256 is not the one written",
-        wal_key(names[1]): "missing",
-    }
+    assert found == {damaged: "its SHA-256 is not the one written", lost: "missing"}
     checked = garrison("db", "check", "--repo", repo.location)
     assert checked.returncode == 1
     assert "damaged:" in checked.stdout
@@ -151,16 +156,16 @@ def test_an_archiver_killed_mid_write_leaves_nothing_that_counts(
     big = tmp_path / name
     with big.open("wb") as fh:
         fh.write(os.urandom(wal.SEGMENT_BYTES))
-    sealed = tmp_path / "repo" / wal_key(name)
+    folder = tmp_path / "repo" / "wal" / name[:8]
     argv = [sys.executable, "-m", "garrison", "db", "archive-wal", "--repo", repo.location]
     archiver = subprocess.Popen([*argv, str(big), name])
     deadline = time.monotonic() + 30
-    while not list(sealed.parent.glob(".tmp-*")) and time.monotonic() < deadline:
+    while not list(folder.glob(".tmp-*")) and time.monotonic() < deadline:
         time.sleep(0.005)  # until it is writing
     os.kill(archiver.pid, signal.SIGKILL)
     archiver.wait()
     assert repo.wal_entry(name) is None
-    assert not sealed.exists()
+    assert [p.name for p in folder.iterdir() if not p.name.startswith(".tmp-")] == []
     assert Catalog.read(repo).wal == {}
     assert [key.rsplit("/", 1)[-1].startswith(".tmp-") for key in repo.loose()] == [True]
     again = garrison("db", "archive-wal", "--repo", repo.location, str(big), name)
@@ -227,3 +232,19 @@ def test_a_hole_in_the_window_is_not_restorable(repo: Repository, tmp_path: Path
     with pytest.raises(UsageError, match="outside the recoverable window"):
         choose_base(catalog, Target(time=T0 + dt.timedelta(minutes=30)))
     assert choose_base(catalog, Target(name="before-migration")) == later  # the one reaching now
+
+
+def test_two_writers_of_one_wal_file_never_mix(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streamer and archive_command may seal the same segment at once: each writes an
+    object of its own, the entry names one of them, and the other is left loose (swept)."""
+    name, path = _segment(tmp_path, 21)
+    first, _ = repo.put_wal(name, path, T0)
+    monkeypatch.setattr(repo, "wal_entry", lambda _name: None)  # the second saw no entry yet
+    second, _ = repo.put_wal(name, path, T0)
+    monkeypatch.undo()
+    assert first.object != second.object
+    assert repo.wal_entry(name) == second
+    assert verify(repo, Catalog.read(repo)) == []
+    assert first.object in repo.loose()

@@ -20,7 +20,6 @@ from garrison.backup.repo import (
     base_key,
     parse_iso,
     stream_sha256,
-    wal_key,
 )
 
 
@@ -136,7 +135,7 @@ def verify(repo: Repository, catalog: Catalog, *, full: bool = True) -> list[Dam
     SHA-256. The streamed part of a segment is left out: it is replaced every few seconds."""
     damaged = []
     files = [
-        (wal_key(e.name), e.size, e.sha256)
+        (e.object, e.size, e.sha256)
         for e in catalog.wal.values()
         if not e.name.endswith(wal.PARTIAL)
     ]

@@ -4,8 +4,9 @@ Layout (keys inside a directory or a bucket prefix, `garrison.backup.storage`)::
 
     garrison-repo.json        what the repository is (format, the key's fingerprint)
     backup-key.asc            the public key everything is encrypted to
-    wal/TTTTTTTT/NAME.zst.gpg         a WAL file of timeline TTTTTTTT, sealed
-    wal/TTTTTTTT/NAME.zst.gpg.json    its catalog entry (sizes, SHA-256 of both forms)
+    wal/TTTTTTTT/NAME.zst.gpg.json    a WAL file's catalog entry (sizes, SHA-256 of both forms,
+                                      the object it is sealed in)
+    wal/TTTTTTTT/NAME.RANDOM.zst.gpg  that object: the WAL file of timeline TTTTTTTT, sealed
     base/ID/data.tar.zst.gpg          a base backup (pg_basebackup's tar), sealed
     base/ID/backup.json               its catalog entry (times, LSNs, checksums)
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 import weakref
@@ -51,7 +53,7 @@ class RepoInfo(msgspec.Struct):
 
 
 class WalEntry(msgspec.Struct, frozen=True):
-    """A WAL file in the repository."""
+    """A WAL file in the repository, sealed in the object `object`."""
 
     name: str
     archived_at: str  # ISO 8601 UTC
@@ -59,6 +61,7 @@ class WalEntry(msgspec.Struct, frozen=True):
     sha256: str
     plain_size: int
     plain_sha256: str
+    object: str  # the sealed file's key: a name of its own, never shared by two writers
 
 
 class BaseEntry(msgspec.Struct, frozen=True):
@@ -97,8 +100,10 @@ _encode = msgspec.json.Encoder().encode
 
 
 def wal_key(name: str) -> str:
-    """Where the sealed WAL file `name` is kept."""
-    return f"wal/{name[:8]}/{wal.check_name(name)}{SEALED}"
+    """Where the catalog entry of the WAL file `name` is kept (its sealed object is named in
+    it: each seal writes an object of its own, so that two writers of one WAL file, the
+    streamer and archive_command, never mix one's data with the other's entry)."""
+    return f"wal/{name[:8]}/{wal.check_name(name)}{SEALED}{ENTRY}"
 
 
 def base_key(backup_id: str, what: str = BASE_DATA) -> str:
@@ -211,15 +216,18 @@ class Repository:
         return self._seal_wal(segment + wal.PARTIAL, source, now)
 
     def _seal_wal(self, name: str, source: Path, now: dt.datetime) -> WalEntry:
-        key = wal_key(name)
+        before = self.wal_entry(name)
+        key = f"wal/{name[:8]}/{name}.{secrets.token_hex(6)}{SEALED}"
         with source.open("rb") as plain, self.storage.writer(key) as out:
             expected = os.fstat(plain.fileno()).st_size
             sealed = seal(plain, out, self.public_key)
             if sealed.plain_size != expected:
                 read = sealed.plain_size
                 raise BackupError(f"{source} changed while sealed: {read} of {expected} bytes read")
-        entry = WalEntry(name, iso(now), *_sizes(sealed))
-        self.storage.put(key + ENTRY, _encode(entry))
+        entry = WalEntry(name, iso(now), *_sizes(sealed), object=key)
+        self.storage.put(wal_key(name), _encode(entry))
+        if before is not None and before.object != key:
+            self.storage.delete(before.object)  # the part streamed before, now replaced
         return entry
 
     def new_base_id(self, now: dt.datetime) -> str:
@@ -248,8 +256,10 @@ class Repository:
 
     def delete_wal(self, name: str) -> None:
         """Remove a WAL file: its entry first."""
-        self.storage.delete(wal_key(name) + ENTRY)
+        entry = self.wal_entry(name)
         self.storage.delete(wal_key(name))
+        if entry is not None:
+            self.storage.delete(entry.object)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -260,7 +270,7 @@ class Repository:
 
     def wal_entry(self, name: str) -> WalEntry | None:
         """The entry of the WAL file `name`, or None when it is not (completely) archived."""
-        data = self.storage.get(wal_key(name) + ENTRY)
+        data = self.storage.get(wal_key(name))
         return None if data is None else msgspec.json.decode(data, type=WalEntry)
 
     def wal_entries(self) -> list[WalEntry]:
@@ -282,12 +292,13 @@ class Repository:
         return sorted(found, key=lambda b: (b.finished_at, b.id))
 
     def loose(self) -> list[str]:
-        """Keys of interrupted writes: temporary files, and sealed files without an entry."""
+        """Keys of interrupted writes: temporary files, and sealed files no entry names (a
+        write cut short, or the loser of two writers of one WAL file)."""
         keys = set(self.storage.keys(""))
+        named = {e.object for e in self.wal_entries()}
         loose = list(self.storage.leftovers())
         for key in keys:
-            sealed = key.endswith(SEALED) and key.startswith("wal/")
-            if (sealed and key + ENTRY not in keys) or (
+            if (key.startswith("wal/") and key.endswith(SEALED) and key not in named) or (
                 key.endswith("/" + BASE_DATA)
                 and key.removesuffix(BASE_DATA) + BASE_ENTRY not in keys
             ):

@@ -39,7 +39,6 @@ from garrison.backup.repo import (
     WalEntry,
     base_key,
     iso,
-    wal_key,
 )
 from garrison.backup.seal import BackupError, Opener
 from garrison.core.errors import UsageError
@@ -284,7 +283,7 @@ def restore(
         _unpack(opener, repo, base_key(base.id), target_dir)
         for entry in segments:
             staged = staging / entry.name.removesuffix(wal.PARTIAL)
-            with repo.open_sealed(wal_key(entry.name)) as sealed, staged.open("wb") as out:
+            with repo.open_sealed(entry.object) as sealed, staged.open("wb") as out:
                 opener.open(sealed, out, entry.name)
         _minimal_configuration(target_dir)
         (target_dir / "recovery.signal").touch()
