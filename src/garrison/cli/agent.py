@@ -11,13 +11,36 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from garrison.cli.common import DataDirOption, configure_logging, load_settings, out
+from garrison.cli.common import DataDirOption, configure_logging, err, load_settings, out
 from garrison.core.settings import Settings
 from garrison.ssh.bastion import DEFAULT_DIRECTORY
 
 app = typer.Typer(
-    help="The host agent: join, then tail, parse and ship logs.", no_args_is_help=True
+    help="The host agent: join, then tail, parse and ship logs; serve this host's metrics."
 )
+
+
+@app.callback(invoke_without_command=True)
+def agent(
+    context: typer.Context,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print what `agent run` would use, and stop.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """The host agent."""
+    if context.invoked_subcommand is not None:
+        return
+    if not print_config:
+        out.print(context.get_help())
+        raise typer.Exit(0)
+    settings = load_settings(data_dir)
+    metrics = settings.agent_metrics_listen
+    out.print(f"collector: {escape(local_collector(settings))}")
+    for spec in settings.agent_watch or default_watch():
+        out.print(f"watch: {escape(spec)}")
+    out.print(f"manage_ssh: {'yes' if settings.agent_manage_ssh else 'no'}")
+    out.print(f"metrics: {f'http://{metrics}/metrics' if metrics else 'off'}")
 
 
 def default_watch() -> list[str]:
@@ -97,8 +120,23 @@ def run_cmd(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    metrics = None
+    if settings.agent_metrics_listen:
+        from garrison.agent.metrics_http import serve  # noqa: PLC0415
+
+        try:
+            metrics, _ = serve(settings.agent_metrics_listen)
+        except OSError as exc:  # shipping logs matters more than /metrics: said, and on
+            err.print(
+                f"error: /metrics is off: cannot listen on "
+                f"{escape(settings.agent_metrics_listen)}: {escape(exc.strerror or str(exc))} "
+                "(set agent_metrics_listen to a free loopback port)"
+            )
     out.print(f"agent shipping {len(sources)} sources to {escape(url)}")
     try:
         agent.run(stop)
     finally:
         agent.close()
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()

@@ -1,7 +1,9 @@
-"""`garrison host`: add hosts (printing their one-time join token), list and revoke them."""
+"""`garrison host`: add hosts (printing their one-time join token), list and revoke them;
+this host's metrics."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -9,9 +11,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from garrison.cli.common import DataDirOption, audit_cli, load_settings, migrate, out, setup_django
-from garrison.core.errors import NotFoundError
+from garrison.core.errors import NotFoundError, UsageError
 
-app = typer.Typer(help="Hosts of the fleet: join tokens, revocation.", no_args_is_help=True)
+app = typer.Typer(
+    help="Hosts of the fleet: join tokens, revocation; this host's metrics.", no_args_is_help=True
+)
 
 
 @app.command("add")
@@ -76,3 +80,31 @@ def revoke(
         actions.do_revoke_host(None, host)
         audit_cli(settings, "cli.host.revoke", resource=host.name)
     out.print(f"revoked {escape(host.name)}")
+
+
+@app.command("metrics")
+def metrics(
+    format_: Annotated[
+        str, typer.Option("--format", help="json, or prometheus (the text format).")
+    ] = "json",
+    interval: Annotated[
+        float, typer.Option(help="Seconds over which CPU and I/O rates are measured.")
+    ] = 0.5,
+) -> None:
+    """One snapshot of this host's metrics (CPU, memory, disks, I/O, ...)."""
+    import time  # noqa: PLC0415
+
+    import msgspec  # noqa: PLC0415
+
+    from garrison.host.exposition import registry, render  # noqa: PLC0415
+    from garrison.host.metrics import Sampler  # noqa: PLC0415
+
+    if format_ not in {"json", "prometheus"}:
+        raise UsageError(f"unknown format {format_!r}", hint="use json or prometheus")
+    sampler = Sampler()
+    time.sleep(max(0.0, min(interval, 10.0)))  # rates need two readings
+    if format_ == "prometheus":
+        sys.stdout.write(render(registry(sampler)).decode())
+    else:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(sampler.snapshot())).decode())
+        sys.stdout.write("\n")

@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ssh_role_hours: list[str] = msgspec.field(default_factory=list)
     ssh_principals: list[str] = msgspec.field(default_factory=lambda: ["root:role-admin"])
     agent_manage_ssh: bool = False
+    agent_metrics_listen: Annotated[
+        str, msgspec.Meta(pattern=r"^$|^(\[[0-9A-Fa-f:]+\]|[0-9.]+):\d{1,5}$")
+    ] = "127.0.0.1:9108"
     ssh_bastion: Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9.-]+(:\d{1,5})?$")] = ""
 
     @property
@@ -138,6 +141,8 @@ ALLOWED: dict[str, str] = {
     "ssh_principals": "a list of ACCOUNT:PRINCIPAL: who may log in as which account on hosts "
     "(in the environment: comma-separated)",
     "agent_manage_ssh": "true: the agent keeps the host's sshd trusting Garrison's certificates",
+    "agent_metrics_listen": "ADDRESS:PORT on loopback where the agent serves /metrics "
+    "(Prometheus text format), or empty for none",
     "ssh_bastion": "empty, or HOST[:PORT] of the SSH bastion that ssh_config snippets jump through",
 }
 

@@ -1,0 +1,1 @@
+"""This host: metrics (and, later, health checks and remediation), used by the agent."""
