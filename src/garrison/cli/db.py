@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,9 @@ app = typer.Typer(
 RepoOption = Annotated[
     str, typer.Option("--repo", help="The backup repository: a directory, or s3://BUCKET/PREFIX.")
 ]
+PortOption = Annotated[int, typer.Option(help="The cluster's port.")]
+HostOption = Annotated[str, typer.Option(help="Socket directory or address of the cluster.")]
+UserOption = Annotated[str, typer.Option("--username", help="Database role (replication).")]
 FingerprintOption = Annotated[
     str,
     typer.Option(
@@ -50,6 +55,14 @@ def _interval(text: str, what: str) -> dt.timedelta:
         return dt.timedelta(seconds=duration(text))
     except ValueError as exc:
         raise UsageError(f"{what}: {exc}") from None
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: how long-running commands learn to stop."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def _garrison_command() -> list[str]:
@@ -120,13 +133,9 @@ def archive_wal(
 @app.command("backup")
 def backup(
     repo: RepoOption,
-    port: Annotated[int, typer.Option(help="The cluster's port.")] = 5432,
-    host: Annotated[
-        str, typer.Option(help="Socket directory or address of the cluster.")
-    ] = "/var/run/postgresql",
-    user: Annotated[
-        str, typer.Option("--username", help="Database role (replication).")
-    ] = "postgres",
+    port: PortOption = 5432,
+    host: HostOption = "/var/run/postgresql",
+    user: UserOption = "postgres",
     pgdata: Annotated[
         Path | None,
         typer.Option(
@@ -218,7 +227,7 @@ def check(
     port: Annotated[
         int | None, typer.Option(help="The cluster's port, for pg_stat_archiver.")
     ] = None,
-    host: Annotated[str, typer.Option(help="Socket directory or address.")] = "/var/run/postgresql",
+    host: HostOption = "/var/run/postgresql",
     pgdata: Annotated[
         Path | None,
         typer.Option("--pgdata", help="The data directory: is it on an encrypted volume?"),
@@ -299,9 +308,6 @@ def drill(
     data_dir: DataDirOption = None,
 ) -> None:
     """Restore a random point of the window into a scratch directory, start it, check it."""
-    import signal  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
     from garrison.backup import postgres, report  # noqa: PLC0415
     from garrison.backup.drill import drill as run_drill  # noqa: PLC0415
     from garrison.backup.repo import Repository  # noqa: PLC0415
@@ -309,9 +315,7 @@ def drill(
 
     settings = load_settings(data_dir)
     interval = _interval(every, "--every") if every else None
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     while True:
         with opener(private_key, passphrase_file) as keys, err.status("drill: restoring"):
             result = run_drill(
@@ -344,13 +348,9 @@ def drill(
 @app.command("run")
 def run(
     repo: RepoOption,
-    port: Annotated[int, typer.Option(help="The cluster's port.")] = 5432,
-    host: Annotated[
-        str, typer.Option(help="Socket directory or address of the cluster.")
-    ] = "/var/run/postgresql",
-    user: Annotated[
-        str, typer.Option("--username", help="Database role (replication).")
-    ] = "postgres",
+    port: PortOption = 5432,
+    host: HostOption = "/var/run/postgresql",
+    user: UserOption = "postgres",
     pgdata: Annotated[
         Path | None, typer.Option("--pgdata", help="The data directory (disk encryption check).")
     ] = None,
@@ -364,9 +364,6 @@ def run(
     events: EventsOption = None,
 ) -> None:
     """The backup role on the database host: daily base backups, retention, checks."""
-    import signal  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
     from garrison.backup import postgres  # noqa: PLC0415
     from garrison.backup.repo import Repository  # noqa: PLC0415
     from garrison.backup.role import BackupRole  # noqa: PLC0415
@@ -378,9 +375,7 @@ def run(
         backup_every=_interval(backup_every, "--backup-every"),
         check_every=_interval(check_every, "--check-every"), events=events,
     )  # fmt: skip
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     err.print(f"backup role: {escape(str(repo))}, base backups every {backup_every}")
     role.run(stop)
 
@@ -389,13 +384,9 @@ def run(
 def stream(
     repo: RepoOption,
     spool: Annotated[Path, typer.Option(help="Where pg_receivewal writes (on the database host).")],
-    port: Annotated[int, typer.Option(help="The cluster's port.")] = 5432,
-    host: Annotated[
-        str, typer.Option(help="Socket directory or address of the cluster.")
-    ] = "/var/run/postgresql",
-    user: Annotated[
-        str, typer.Option("--username", help="Database role (replication).")
-    ] = "postgres",
+    port: PortOption = 5432,
+    host: HostOption = "/var/run/postgresql",
+    user: UserOption = "postgres",
     slot: Annotated[str, typer.Option(help="The replication slot.")] = "garrison",
     partial_every: Annotated[
         float, typer.Option(help="Seconds between seals of the segment being received.")
@@ -405,9 +396,6 @@ def stream(
     events: EventsOption = None,
 ) -> None:
     """Stream WAL continuously (pg_receivewal on a slot), sealed every few seconds."""
-    import signal  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
     from garrison.backup import postgres  # noqa: PLC0415
     from garrison.backup.repo import Repository  # noqa: PLC0415
     from garrison.backup.stream import Streamer  # noqa: PLC0415
@@ -418,8 +406,6 @@ def stream(
         os_user=os_user or postgres.default_os_user(), partial_every=partial_every,
         events=events,
     )  # fmt: skip
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     err.print(f"streaming WAL into {escape(str(repo))} (slot {escape(slot)})")
     streamer.run(stop)
