@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import random
 import shutil
-import subprocess  # nosec B404  # pg_ctl and psql run the copy
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,30 +41,26 @@ class DrillResult:
     check_value: str = ""
 
 
-def _run(argv: list[str], os_user: str | None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments
-        postgres.as_owner(argv, os_user), capture_output=True, text=True, check=False
-    )
-
-
 def _check(target: Path, os_user: str | None, sql: str | None) -> str:
     """Start the restored copy, ask it, stop it; the SQL check's first value."""
     pg_ctl = postgres.program("pg_ctl", target)
     options = f"-c listen_addresses='' -c unix_socket_directories='{target}' -c port=5432"
-    started = _run([pg_ctl, "-D", str(target), "-l", str(target / "drill.log"), "-o", options,
-                    "-w", "-t", "300", "start"], os_user)  # fmt: skip
+    log = str(target / "drill.log")
+    started = postgres.run(
+        [pg_ctl, "-D", str(target), "-l", log, "-o", options, "-w", "-t", "300", "start"], os_user
+    )
     if started.returncode != 0:
         log = (target / "drill.log").read_text(errors="replace")[-1500:]
         raise BackupError(f"the restored copy does not start: {log}")
     try:
         psql = [postgres.program("psql", target), "-h", str(target), "-p", "5432", "-d",
                 "postgres", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c"]  # fmt: skip
-        alive = _run([*psql, "SELECT count(*) FROM pg_database"], os_user)
+        alive = postgres.run([*psql, "SELECT count(*) FROM pg_database"], os_user)
         if alive.returncode != 0 or not alive.stdout.strip().isdigit():
             raise BackupError(f"the restored copy does not answer: {alive.stderr.strip()}")
         if sql is None:
             return ""
-        asked = _run([*psql, sql], os_user)
+        asked = postgres.run([*psql, sql], os_user)
         if asked.returncode != 0:
             raise BackupError(f"the SQL check failed: {asked.stderr.strip()}")
         value = (asked.stdout.strip().splitlines() or [""])[0].split("|")[0].strip()
@@ -73,7 +68,7 @@ def _check(target: Path, os_user: str | None, sql: str | None) -> str:
             raise BackupError(f"the SQL check says {value!r}, not true")
         return value
     finally:
-        _run([pg_ctl, "-D", str(target), "-m", "fast", "-w", "stop"], os_user)
+        postgres.run([pg_ctl, "-D", str(target), "-m", "fast", "-w", "stop"], os_user)
 
 
 def drill(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess  # nosec B404  # psql, findmnt and lsblk answer
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -33,14 +32,10 @@ _QUERY = (
 )
 
 
-def _ask(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603
-
-
 def archiver_status(host: str, port: int, os_user: str | None) -> dict[str, str]:
     """The archiver's last success and failure, and the age of the last archived file."""
     psql = [postgres.program("psql"), "-h", host, "-p", str(port), "-d", "postgres"]
-    asked = _ask(postgres.as_owner([*psql, "-X", "-A", "-t", "-F", "|", "-c", _QUERY], os_user))
+    asked = postgres.run([*psql, "-X", "-A", "-t", "-F", "|", "-c", _QUERY], os_user)
     if asked.returncode != 0:
         raise BackupError(f"could not ask the cluster: {asked.stderr.strip()}")
     wal, when, failed, failed_wal, failed_when, age = asked.stdout.strip().split("|")
@@ -59,13 +54,13 @@ def archiver_status(host: str, port: int, os_user: str | None) -> dict[str, str]
 
 def disk_encryption(path: Path) -> tuple[bool, str]:
     """(whether `path` is on a dm-crypt volume, the block devices below its filesystem)."""
-    mount = _ask([FINDMNT, "-n", "-o", "SOURCE,FSTYPE", "-T", str(path)])
+    mount = postgres.run([FINDMNT, "-n", "-o", "SOURCE,FSTYPE", "-T", str(path)], None)
     if mount.returncode != 0 or not mount.stdout.strip():
         return False, f"findmnt does not know {path}"
     source, _, fstype = mount.stdout.split("\n", 1)[0].partition(" ")
     if not source.startswith("/dev/"):
         return False, f"{source} ({fstype.strip()}, not a block device)"
-    chain = _ask([LSBLK, "-s", "-n", "-r", "-o", "NAME,TYPE", source])
+    chain = postgres.run([LSBLK, "-s", "-n", "-r", "-o", "NAME,TYPE", source], None)
     devices = [line.split() for line in chain.stdout.splitlines() if line.strip()]
     described = " <- ".join(f"{name} ({kind})" for name, kind in devices) or source
     return any(kind == "crypt" for _, kind in devices), described

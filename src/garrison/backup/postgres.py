@@ -12,6 +12,7 @@ import os
 import pwd
 import re
 import shutil
+import subprocess  # nosec B404  # PostgreSQL's programs
 from pathlib import Path
 from typing import Final
 
@@ -53,6 +54,14 @@ def as_owner(argv: list[str], owner: str | None) -> list[str]:
     if owner is None or os.geteuid() != 0 or owner == "root":
         return argv
     return [RUNUSER, "-u", owner, "--", *argv]
+
+
+def run(argv: list[str], owner: str | None) -> subprocess.CompletedProcess[str]:
+    """Run `argv` to its end (as `owner` when Garrison is root), its output captured as text;
+    the caller reads the exit status."""
+    return subprocess.run(  # noqa: S603  # nosec B603  # callers pass fixed arguments
+        as_owner(argv, owner), capture_output=True, text=True, check=False
+    )
 
 
 def owner_of(path: Path) -> str:

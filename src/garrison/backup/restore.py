@@ -191,12 +191,7 @@ class _Recovery:
         self.pg_ctl = postgres.program("pg_ctl", target_dir)
 
     def _ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments
-            postgres.as_owner([self.pg_ctl, "-D", str(self.target_dir), *args], self.os_user),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return postgres.run([self.pg_ctl, "-D", str(self.target_dir), *args], self.os_user)
 
     def run(self) -> str:
         """Start PostgreSQL and wait until it has promoted, or stopped; its log of this run.

@@ -63,12 +63,7 @@ class Streamer:
     def ensure_slot(self) -> None:
         """Create the replication slot unless it exists."""
         argv = [postgres.program("pg_receivewal"), *self._connection(), "--slot", self.slot]
-        made = subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments
-            postgres.as_owner([*argv, "--create-slot", "--if-not-exists"], self.os_user),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        made = postgres.run([*argv, "--create-slot", "--if-not-exists"], self.os_user)
         if made.returncode != 0:
             raise BackupError(f"could not create the replication slot: {made.stderr.strip()}")
 
