@@ -41,9 +41,14 @@ class Result:
 class Check(Protocol):
     """A health check: `run` never raises."""
 
-    name: str
-    interval_s: float
-    timeout_s: float
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval_s(self) -> float: ...
+
+    @property
+    def timeout_s(self) -> float: ...
 
     def run(self) -> Result: ...
 
@@ -226,6 +231,11 @@ class Verdict:
         if not 1 <= self.failures <= self.of:
             raise ValueError(f"N-of-M needs 1 <= N <= M, not {self.failures} of {self.of}")
         self._last = deque(maxlen=self.of)
+
+    def reset(self) -> None:
+        """Up, with no history (a remediation verified the check passes)."""
+        self.healthy = True
+        self._last.clear()
 
     def add(self, result: Result) -> bool:
         """Take one result; whether the state changed."""

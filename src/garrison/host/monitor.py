@@ -1,0 +1,361 @@
+"""The agent's watch over its host: health checks on their schedules, metrics, alerts, and
+remediation within its guards.
+
+`HostMonitor.tick` runs what is due and returns the events to ship: ``metrics`` snapshots
+(with each service's state) every `metrics_every` seconds, and on the ``system`` stream the
+changes of check states, alerts that begin or end, and every remediation step.
+
+A runbook acts only when its subject is down past its check's N-of-M threshold (a service) or
+its alert fires (a metric held past its duration). Before each attempt: the breaker is closed,
+the backoff since the recent attempts has passed, the budget is not spent (spending it opens
+the breaker: ``breaker_open``, and nothing runs until a person re-arms it), and for a service
+the fleet grants a lease (no two zones of one service are remediated at once; without an
+answer, nothing runs). After acting it waits `grace_s`, then verifies: the service's checks
+pass, or the alert's condition no longer holds. In dry-run each step is said and counted, and
+nothing is done.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from garrison.core.files import replace_private
+from garrison.host.alerts import Alerting, AlertRule
+from garrison.host.checks import Check, Result, Verdict
+from garrison.host.guard import Guard, Limits
+from garrison.host.metrics import Sampler
+from garrison.host.remediate import Action, reap
+
+log = logging.getLogger("garrison.agent")
+
+METRICS = "metrics"
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """An action and its guards."""
+
+    action: Action
+    limits: Limits = field(default_factory=Limits)
+    grace_s: float = 15.0
+    dry_run: bool = False
+
+
+@dataclass
+class Service:
+    """One instance of a service on this host: its zone, checks and runbook."""
+
+    name: str
+    zone: str
+    checks: list[tuple[Check, Verdict]]
+    remediation: Runbook | None = None
+    _due: dict[str, float] = field(default_factory=dict)
+    last: dict[str, Result] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """Up while every check's verdict is up."""
+        return all(v.healthy for _, v in self.checks)
+
+    def state(self) -> dict[str, Any]:
+        """As shipped in each metrics snapshot."""
+        return {
+            "name": self.name,
+            "zone": self.zone,
+            "healthy": self.healthy,
+            "checks": {
+                c.name: {
+                    "healthy": v.healthy,
+                    "detail": self.last[c.name].detail if c.name in self.last else "not run yet",
+                }
+                for c, v in self.checks
+            },
+        }
+
+
+class Coordinator(Protocol):
+    """The fleet-wide limit: one zone of a service remediated at a time."""
+
+    def acquire(self, service: str, zone: str, ttl_s: float) -> tuple[bool, str]:
+        """Whether this host may remediate its instance now; otherwise why not."""
+
+    def release(self, service: str, zone: str) -> None:
+        """Done (best effort: the lease expires anyway)."""
+
+
+@dataclass
+class _Pending:
+    runbook: Runbook
+    verify_at: float
+    attempt: int
+    service: str = ""
+    zone: str = ""
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+
+
+class _Rearm(msgspec.Struct):
+    subject: str
+    by: str
+
+
+def request_rearm(state: Path, subject: str, by: str) -> Path:
+    """Ask the running agent to re-arm `subject`'s breakers (a service or an alert rule)."""
+    folder = state / "rearm"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.json"
+    replace_private(path, msgspec.json.encode(_Rearm(subject, by)))
+    return path
+
+
+class HostMonitor:
+    """Checks, metrics, alerts and remediation of one host."""
+
+    def __init__(
+        self,
+        services: list[Service],
+        rules: tuple[AlertRule, ...],
+        state: Path,
+        *,
+        coordinator: Coordinator | None = None,
+        dry_run: bool = False,
+        metrics_every: float = 10.0,
+        sampler: Sampler | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.services = services
+        self.alerting = Alerting(rules)
+        self.state = state
+        self.guard = Guard(state / "remediation.json")
+        self.coordinator = coordinator
+        self.dry_run = dry_run
+        self.metrics_every = metrics_every
+        self.sampler = sampler or Sampler()
+        self.clock = clock
+        self.snapshot: dict[str, Any] = {}
+        self._next_metrics = 0.0
+        self._pending: dict[str, _Pending] = {}
+        self._deferred: dict[str, str] = {}
+        self._events: list[tuple[str, dict[str, Any]]] = []
+
+    # -- one round ------------------------------------------------------------------------
+
+    def tick(self) -> list[tuple[str, dict[str, Any]]]:
+        """Run what is due; the (stream, event) pairs to ship."""
+        now = self.clock()
+        reap()
+        self._rearm_requested()
+        for service in self.services:
+            self._check(service, now)
+        if now >= self._next_metrics or not self.snapshot:
+            self.snapshot = self.sampler.snapshot()
+            self._next_metrics = now + self.metrics_every
+            self._emit(METRICS, {"class": "host_metrics", **self._with_services(self.snapshot)})
+        for change in self.alerting.evaluate(self._with_services(self.snapshot), now):
+            self._emit(SYSTEM, {"class": "host_alert", "message": _alert_text(change), **change})
+        self._remediate_all(now)
+        events, self._events = self._events, []
+        return events
+
+    def _with_services(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        return {**snapshot, "services": [s.state() for s in self.services]}
+
+    def _emit(self, stream: str, event: dict[str, Any]) -> None:
+        self._events.append((stream, {"time": _iso(self.clock()), **event}))
+
+    def _check(self, service: Service, now: float) -> None:
+        for check, verdict in service.checks:
+            if now < service._due.get(check.name, 0.0):
+                continue
+            service._due[check.name] = now + check.interval_s
+            result = check.run()
+            service.last[check.name] = result
+            was = service.healthy
+            if verdict.add(result):
+                self._emit(
+                    SYSTEM,
+                    {
+                        "class": "service_health",
+                        "message": f"{service.name}: {check.name} "
+                        f"{'healthy' if verdict.healthy else 'failing'}",
+                        "service": service.name,
+                        "zone": service.zone,
+                        "check": check.name,
+                        "healthy": verdict.healthy,
+                        "service_healthy": service.healthy,
+                        "was_healthy": was,
+                        "detail": result.detail,
+                    },
+                )
+
+    # -- remediation ----------------------------------------------------------------------
+
+    def _remediate_all(self, now: float) -> None:
+        for service in self.services:
+            key = f"service:{service.name}"
+            if service.remediation is None:
+                continue
+            if key in self._pending:
+                self._verify(key, now, functools.partial(_verify_service, service))
+            elif not service.healthy:
+                self._attempt(key, service.remediation, now, service.name, service.zone)
+            else:
+                self._deferred.pop(key, None)
+        firing = {f"alert:{r.name}:{i}": r for r, i in self.alerting.firing() if r.remediation}
+        for key, rule in firing.items():
+            if key in self._pending:
+                self._verify(key, now, functools.partial(self._verify_alert, rule, key))
+            else:
+                self._attempt(key, rule.remediation, now)
+        for key in [k for k in self._pending if k.startswith("alert:") and k not in firing]:
+            self._verify(key, now, lambda: (True, "the alert resolved"))
+
+    def _step(self, key: str, runbook: Runbook, outcome: str, detail: str, **extra: Any) -> None:
+        subject, _, instance = key.partition(":")[2].partition(":")
+        bad = outcome in {"failed", "breaker_open", "deferred"}
+        level = logging.WARNING if bad else logging.INFO
+        log.log(level, "agent: remediation of %s: %s: %s", key, outcome, detail)
+        self._emit(
+            SYSTEM,
+            {
+                "class": "remediation_activity",
+                "message": f"remediation {outcome}: {key}",
+                "subject": key,
+                "kind": key.split(":", 1)[0],
+                "name": subject,
+                "instance": instance,
+                "action": runbook.action.kind,
+                "plan": runbook.action.describe(),
+                "outcome": outcome,
+                "detail": detail,
+                "dry_run": runbook.dry_run or self.dry_run,
+                "budget": runbook.limits.budget,
+                "window_s": runbook.limits.window_s,
+                **extra,
+            },
+        )
+
+    def _attempt(
+        self, key: str, runbook: Runbook, now: float, service: str = "", zone: str = ""
+    ) -> None:
+        limits = runbook.limits
+        if self.guard.is_open(key) or self.guard.wait(key, limits, now) > 0:
+            return
+        if self.guard.spent(key, limits, now):
+            self.guard.trip(key, now)
+            self._step(
+                key, runbook, "breaker_open",
+                f"{limits.budget} attempts within {limits.window_s:.0f} s did not fix it; "
+                f"no more until re-armed (garrison agent rearm {key.split(':')[1]})",
+            )  # fmt: skip
+            return
+        if service and self.coordinator is not None:
+            try:
+                granted, why = self.coordinator.acquire(service, zone, runbook.grace_s + 120)
+            except Exception as exc:  # any failure to ask is a refusal
+                granted, why = False, f"the control plane did not answer: {exc}"
+            if not granted:
+                if self._deferred.get(key) != why:
+                    self._step(key, runbook, "deferred", why)
+                self._deferred[key] = why
+                return
+        self._deferred.pop(key, None)
+        self.guard.record(key, limits, now)
+        attempt = len(self.guard.recent(key, limits, now))
+        if runbook.dry_run or self.dry_run:
+            plan = f"would {runbook.action.describe()}"
+            self._step(key, runbook, "dry_run", plan, attempt=attempt)
+            self._release(service, zone)
+            return
+        outcome = runbook.action.run()
+        if not outcome.ok:
+            self._step(key, runbook, "failed", outcome.detail, attempt=attempt)
+            self._release(service, zone)
+            return
+        self._step(key, runbook, "acted", outcome.detail, attempt=attempt)
+        self._pending[key] = _Pending(runbook, now + runbook.grace_s, attempt, service, zone)
+
+    def _verify(self, key: str, now: float, verify: Callable[[], tuple[bool, str]]) -> None:
+        pending = self._pending[key]
+        if now < pending.verify_at:
+            return
+        del self._pending[key]
+        ok, detail = verify()
+        outcome = "succeeded" if ok else "failed"
+        self._step(key, pending.runbook, outcome, detail, attempt=pending.attempt, verified=True)
+        self._release(pending.service, pending.zone)
+
+    def _verify_alert(self, rule: AlertRule, key: str) -> tuple[bool, str]:
+        self.snapshot = self.sampler.snapshot()
+        instance = key.split(":", 2)[2]
+        value = rule.values(self._with_services(self.snapshot)).get(instance)
+        if rule.breached(value):
+            return False, f"{rule.metric} is still {value} ({rule.op} {rule.value})"
+        return True, f"{rule.metric} is {value} now"
+
+    def _release(self, service: str, zone: str) -> None:
+        if service and self.coordinator is not None:
+            try:
+                self.coordinator.release(service, zone)
+            except Exception as exc:  # the lease expires anyway
+                log.warning("agent: cannot release the lease of %s: %s", service, exc)
+
+    def _rearm_requested(self) -> None:
+        folder = self.state / "rearm"
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            try:
+                asked = msgspec.json.decode(path.read_bytes(), type=_Rearm)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("agent: unreadable re-arm request %s: %s", path, exc)
+                path.unlink(missing_ok=True)
+                continue
+            for key in list(self.guard.open_breakers()):
+                if asked.subject in {key, key.split(":")[1]}:
+                    self.guard.rearm(key)
+                    self._emit(
+                        SYSTEM,
+                        {
+                            "class": "remediation_activity",
+                            "message": f"remediation rearmed: {key}",
+                            "subject": key,
+                            "kind": key.split(":", 1)[0],
+                            "name": key.split(":")[1],
+                            "outcome": "rearmed",
+                            "detail": f"re-armed by {asked.by}",
+                            "rearmed_by": asked.by,
+                        },
+                    )
+            path.unlink(missing_ok=True)
+
+
+def _verify_service(service: Service) -> tuple[bool, str]:
+    failing = []
+    for check, _ in service.checks:
+        result = check.run()
+        service.last[check.name] = result
+        if not result.healthy:
+            failing.append(f"{check.name}: {result.detail}")
+    if failing:
+        return False, "; ".join(failing)
+    for _, verdict in service.checks:
+        verdict.reset()
+    return True, "every check passes"
+
+
+def _alert_text(change: dict[str, Any]) -> str:
+    where = f" on {change['instance']}" if change["instance"] else ""
+    return f"alert {change['rule']}{where} {change['state']}: {change['condition']}"

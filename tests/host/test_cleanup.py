@@ -1,0 +1,153 @@
+"""Disk-full remediation on a real loop-mounted ext4 file system: the declared cleanup frees
+space through the alert's runbook; nothing outside the declared paths is touched, nor a
+database's data put under a declared one."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from garrison.core.errors import ConfigError
+from garrison.host import config
+from garrison.host.alerts import AlertRule
+from garrison.host.guard import Limits
+from garrison.host.metrics import Sampler
+from garrison.host.monitor import HostMonitor, Runbook
+from garrison.host.remediate import Cleanup, refuse_protected
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB ext4 file system mounted from a file."""
+    image, mount = tmp_path / "disk.img", tmp_path / "mnt"
+    mount.mkdir()
+    with image.open("wb") as f:
+        f.truncate(32 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-m", "0", str(image)], check=True)  # noqa: S603, S607
+    done = subprocess.run(  # noqa: S603, S607
+        ["mount", "-o", "loop", str(image), str(mount)], capture_output=True, text=True
+    )
+    if done.returncode:
+        pytest.skip(f"cannot loop-mount here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)  # noqa: S603, S607
+
+
+LINE = b"GET /index.html 200 1234 Mozilla/5.0\n"
+
+
+def _fill(path: Path, mib: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+
+
+def _fill_log_to(path: Path, mount: Path, percent: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as f:
+        while _used(mount) < percent:
+            f.write(LINE * 28000)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _used(mount: Path) -> float:
+    usage = shutil.disk_usage(mount)
+    return 100 * usage.used / usage.total
+
+
+def test_disk_full_cleanup_frees_declared_paths_only(volume: Path, tmp_path: Path) -> None:
+    logs, cache = volume / "app" / "log", volume / "app" / "cache"
+    _fill(cache / "thumbs" / "a.bin", 6)
+    _fill(cache / "b.bin", 4)
+    precious = volume / "data" / "orders.db"
+    _fill(precious, 4)
+    _fill_log_to(logs / "access.log", volume, 88)
+    keep_log = logs / "audit.trail"  # in the folder, not matched by the pattern
+    keep_log.write_text("kept\n")
+    database = cache / "pg"  # a database someone put under the cache: left alone
+    (database / "pg_wal").mkdir(parents=True)
+    (database / "PG_VERSION").write_text("15\n")
+    before = _used(volume)
+    assert before > 85
+    cleanup = Cleanup(rotate=(f"{logs}/*.log",), clear=(str(cache),))
+    rule = AlertRule(
+        "disk-high", "disk_used_percent", ">", 80, 0, 7.0, mount=str(volume),
+        remediation=Runbook(cleanup, Limits(budget=2, backoff_s=0), grace_s=0.2),
+    )  # fmt: skip
+    monitor = HostMonitor([], (rule,), tmp_path / "state", metrics_every=0.2, sampler=Sampler())
+    seen = []
+    deadline = time.monotonic() + 20
+    while "succeeded" not in [e.get("outcome") for _, e in seen]:
+        assert time.monotonic() < deadline, seen
+        seen += monitor.tick()
+        time.sleep(0.05)
+    alerts = [e for _, e in seen if e["class"] == "host_alert"]
+    assert alerts[0]["state"] == "firing"
+    assert alerts[0]["instance"] == str(volume)
+    steps = [e for _, e in seen if e["class"] == "remediation_activity"]
+    assert [s["outcome"] for s in steps] == ["acted", "succeeded"]
+    assert "freed" in steps[0]["detail"]
+    assert "pg: a database's or Garrison's data, left alone" in steps[0]["detail"]
+    assert _used(volume) < 50
+    assert precious.stat().st_size == 4 << 20
+    assert keep_log.read_text() == "kept\n"
+    assert (database / "PG_VERSION").exists()
+    assert (database / "pg_wal").is_dir()
+    assert not (cache / "b.bin").exists()
+    assert not (cache / "thumbs").exists()
+    assert (logs / "access.log").stat().st_size == 0, "truncated in place (the writer's fd holds)"
+    (rotated,) = logs.glob("access.log.*.gz")
+    with gzip.open(rotated) as f:
+        assert f.read(len(LINE)) == LINE
+    assert [e["state"] for e in alerts] == ["firing", "resolved"]
+
+
+def test_rotation_keeps_the_newest(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    for stamp in ("20260101T000000", "20260102T000000", "20260103T000000"):
+        (tmp_path / f"app.log.{stamp}.gz").write_bytes(b"x" * 100)
+    log.write_text("line\n" * 1000)
+    outcome = Cleanup(rotate=(str(log),), keep=2).run()
+    assert outcome.ok, outcome.detail
+    assert sorted(p.name for p in tmp_path.glob("app.log.*.gz"))[0] == "app.log.20260103T000000.gz"
+    assert len(list(tmp_path.glob("app.log.*.gz"))) == 2
+
+
+@pytest.mark.parametrize(
+    "path", ["/var/lib/postgresql/15/main", "/etc/nginx", "/", "/var/lib", "/usr/share"]
+)
+def test_protected_paths_are_refused(path: str) -> None:
+    with pytest.raises(ValueError, match="never touch|holds"):
+        refuse_protected(Path(path))
+
+
+def test_garrison_data_and_database_dirs_refused(tmp_path: Path) -> None:
+    data = tmp_path / "garrison-data"
+    (data / "logstore").mkdir(parents=True)
+    with pytest.raises(ValueError, match="never touch"):
+        Cleanup(clear=(str(data / "logstore"),), protected=(data,))
+    pg = tmp_path / "pg"
+    pg.mkdir()
+    (pg / "PG_VERSION").write_text("15")
+    with pytest.raises(ValueError, match="database"):
+        Cleanup(clear=(str(pg),))
+    health = tmp_path / "health.yml"
+    health.write_text(
+        "alerts:\n  - name: disk-high\n    remediation:\n"
+        f"      cleanup: {{clear: [{data}/logstore]}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"alerts\[0\].*never touch"):
+        config.load(health, protected=[data])
