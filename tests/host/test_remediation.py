@@ -3,6 +3,7 @@ the circuit breaker, re-arming, flapping checks, dry-run, the fleet-wide zone li
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ class _Server:
         self.folder = folder
         (folder / "health").write_text("ok\n")
         self.argv = (sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1")
-        self.first = subprocess.Popen(self.argv, cwd=folder, stderr=subprocess.DEVNULL)  # noqa: S603
+        self.first = subprocess.Popen(self.argv, cwd=folder, stderr=subprocess.DEVNULL)
 
     @property
     def match(self) -> str:
@@ -150,7 +151,7 @@ def test_backoff_between_failed_attempts(server: _Server, tmp_path: Path) -> Non
     seen = _run(monitor, lambda s: "breaker_open" in _steps(s))
     assert _steps(seen) == ["failed", "failed", "failed", "breaker_open"]
     times = monitor.guard.recent("service:web", broken.limits, time.time())
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.4
     assert gaps[1] >= 0.8, "doubled"
 

@@ -15,12 +15,14 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+import zstandard
 
 from garrison.agent.identity import RENEW_AT, Identity, new_key_and_csr
 from garrison.agent.sshconf import HostSSH, SSHBundle
@@ -28,9 +30,10 @@ from garrison.core.errors import ConfigError, GarrisonError, UsageError, Validat
 from garrison.events.parsers import events_parser, make_parser
 from garrison.events.regex_format import PREFIX
 from garrison.events.schema import certify_host
+from garrison.host.monitor import HostMonitor
 from garrison.logstore.store import STREAM_RE
 from garrison.pipeline.journal import JournalPosition, JournalTailer
-from garrison.pipeline.ship import BACKOFF_MAX, ShipError, Shipper, jittered
+from garrison.pipeline.ship import BACKOFF_MAX, ShipError, Shipper, encode_batch, jittered
 from garrison.pipeline.spool import Spool
 from garrison.pipeline.tail import Position, Tailer
 from garrison.ssh.ca import read_certificate
@@ -201,8 +204,53 @@ class _Follower:
         self.spool.close()
 
 
+class _Outbox:
+    """The monitor's events (metrics, check states, alerts, remediation steps), spooled as
+    batches like the logs' until the collector has them. The monitor's thread puts, the
+    shipping loop takes."""
+
+    def __init__(self, state: Path, host: str) -> None:
+        self.host = host
+        self.lock = threading.Lock()
+        self.spool = Spool(state / "monitor" / "spool", SPOOL_BYTES // 4, on_drop=self._dropped)
+        self.compress = zstandard.ZstdCompressor(level=3).compress
+
+    @staticmethod
+    def _dropped(batch_id: str, size: int) -> None:
+        log.error(
+            "agent: monitor spool full: dropped the oldest batch %s (%d bytes)", batch_id, size
+        )
+
+    def put(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        by_stream: dict[str, list[dict[str, Any]]] = {}
+        for stream, event in events:
+            by_stream.setdefault(stream, []).append(certify_host(event, self.host))
+        with self.lock:
+            for stream, batch in by_stream.items():
+                batch_id = f"monitor.{uuid.uuid4().hex}"
+                self.spool.put(batch_id, encode_batch(self.compress, batch_id, stream, batch))
+
+    def ship(self, shipper: Shipper) -> int:
+        sent = 0
+        while True:
+            with self.lock:
+                item = self.spool.peek()
+            if item is None:
+                return sent
+            shipper.send(item[1])
+            with self.lock:
+                self.spool.ack(item[0])
+            sent += 1
+
+    def close(self) -> None:
+        with self.lock:
+            self.spool.close()
+
+
 class Agent:
-    """Follows its sources and ships them to the collector as its host."""
+    """Follows its sources and ships them to the collector as its host; with a `HostMonitor`,
+    runs its checks, metrics, alerts and remediation in a thread of its own and ships what it
+    reports."""
 
     def __init__(
         self,
@@ -211,6 +259,7 @@ class Agent:
         sources: list[Source],
         *,
         ssh: HostSSH | None = None,
+        monitor: HostMonitor | None = None,
     ) -> None:
         self.identity = Identity(state / "identity")
         if not self.identity.exists():
@@ -227,6 +276,8 @@ class Agent:
         self.ssh = ssh
         self._ssh_refreshed = -SSH_REFRESH_SECONDS
         self._ssh_refusal = ""
+        self.monitor = monitor
+        self.outbox = _Outbox(state, host)
 
     def renew_if_due(self, now: dt.datetime | None = None) -> bool:
         """Get a new certificate (and key) from the collector when a third of its life is left."""
@@ -338,7 +389,8 @@ class Agent:
                     self.shipper.encode_batch(batch_id, "system", self.pending_alerts)
                 )
                 self.pending_alerts = []
-            sent = sum(f.ship(self.shipper) for f in self.followers)
+            sent = self.outbox.ship(self.shipper)
+            sent += sum(f.ship(self.shipper) for f in self.followers)
             if time.monotonic() - self._last_contact > HEARTBEAT_SECONDS:
                 self.shipper.request("GET", "/v1/health")  # a quiet host is not a silent one
             self._last_contact = time.monotonic()
@@ -346,13 +398,28 @@ class Agent:
             log.warning("agent: collector unavailable, keeping batches spooled: %s", exc)
         return read, sent
 
+    def watch(self, stop: threading.Event, every: float = 1.0) -> None:
+        """The monitor's loop: a tick a second (each check keeps its own interval), its events
+        into the outbox. A tick that fails is logged and the next one runs."""
+        assert self.monitor is not None  # noqa: S101  # run() starts this only with a monitor
+        while not stop.is_set():
+            try:
+                events = self.monitor.tick()
+                if events:
+                    self.outbox.put(events)
+            except Exception:
+                log.exception("agent: monitoring round failed")
+            stop.wait(every)
+
     def run(self, stop: threading.Event, idle: float = 0.5) -> None:
         """Loop until `stop` is set; back off (doubling, jittered, up to 30 s) while the
         collector is down, reading on into the spool meanwhile."""
+        if self.monitor is not None:
+            threading.Thread(target=self.watch, args=(stop,), name="monitor", daemon=True).start()
         backoff = idle
         while not stop.is_set():
             read, sent = self.step()
-            pending = any(f.spool.count for f in self.followers)
+            pending = self.outbox.spool.count or any(f.spool.count for f in self.followers)
             if sent or not pending:
                 backoff, wait = idle, idle
             else:
@@ -365,4 +432,5 @@ class Agent:
         """Release files and the connection."""
         for follower in self.followers:
             follower.close()
+        self.outbox.close()
         self.shipper.close()

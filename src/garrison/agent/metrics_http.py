@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from garrison.core.errors import ConfigError
 from garrison.host.exposition import registry, render
 from garrison.host.metrics import Sampler
+from garrison.host.monitor import HostMonitor
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -61,13 +62,14 @@ class _MetricsServer6(_MetricsServer):
 
 
 def serve(
-    listen: str, sampler: Sampler | None = None
+    listen: str, monitor: HostMonitor | None = None
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    """Start serving ``/metrics`` on `listen` in a thread; (the server, its thread)."""
+    """Start serving ``/metrics`` on `listen` in a thread; (the server, its thread). With the
+    agent's `monitor`, its services, checks and firing alerts are there too."""
     address, port = parse_listen(listen)
     kind = _MetricsServer6 if ":" in address else _MetricsServer
     server = kind((address, port), _Handler)
-    server.metrics = registry(sampler or Sampler())
+    server.metrics = registry(Sampler(), monitor)
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()
     return server, thread

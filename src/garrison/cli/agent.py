@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from garrison.cli.common import DataDirOption, configure_logging, err, load_settings, out
+from garrison.core.errors import UsageError
 from garrison.core.settings import Settings
 from garrison.ssh.bastion import DEFAULT_DIRECTORY
 
@@ -41,6 +42,7 @@ def agent(
         out.print(f"watch: {escape(spec)}")
     out.print(f"manage_ssh: {'yes' if settings.agent_manage_ssh else 'no'}")
     out.print(f"metrics: {f'http://{metrics}/metrics' if metrics else 'off'}")
+    out.print(f"health: {escape(settings.agent_health) or 'default alert rules, no services'}")
 
 
 def default_watch() -> list[str]:
@@ -105,18 +107,37 @@ def run_cmd(
             "agent_manage_ssh).",
         ),
     ] = None,
+    health: Annotated[
+        Path | None,
+        typer.Option(help="The health file: services, checks, runbooks, alerts (agent_health)."),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Follow the sources and ship them until SIGTERM or Ctrl-C."""
+    """Follow the sources and ship them, watch this host's health and remedy what its
+    runbooks allow, until SIGTERM or Ctrl-C."""
     from garrison.agent.daemon import Agent, Source  # noqa: PLC0415  # agent-only imports
+    from garrison.agent.identity import Identity  # noqa: PLC0415
+    from garrison.agent.leases import CollectorCoordinator  # noqa: PLC0415
     from garrison.agent.sshconf import HostSSH  # noqa: PLC0415
+    from garrison.host import config as health_config  # noqa: PLC0415
+    from garrison.host.monitor import HostMonitor  # noqa: PLC0415
 
     settings = load_settings(data_dir)
     configure_logging(settings)
     url = collector or local_collector(settings)
     sources = [Source.parse(spec) for spec in (watch or settings.agent_watch or default_watch())]
     manage = settings.agent_manage_ssh if manage_ssh is None else manage_ssh
-    agent = Agent(settings.data_path / "agent", url, sources, ssh=HostSSH() if manage else None)
+    state = settings.data_path / "agent"
+    health_file = health or (Path(settings.agent_health) if settings.agent_health else None)
+    loaded = health_config.load(health_file, protected=[settings.data_path])
+    monitor = HostMonitor(
+        loaded.services,
+        loaded.rules,
+        state / "health",
+        coordinator=CollectorCoordinator(url, Identity(state / "identity")),
+        dry_run=loaded.dry_run,
+    )
+    agent = Agent(state, url, sources, ssh=HostSSH() if manage else None, monitor=monitor)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -125,14 +146,18 @@ def run_cmd(
         from garrison.agent.metrics_http import serve  # noqa: PLC0415
 
         try:
-            metrics, _ = serve(settings.agent_metrics_listen)
+            metrics, _ = serve(settings.agent_metrics_listen, monitor)
         except OSError as exc:  # shipping logs matters more than /metrics: said, and on
             err.print(
                 f"error: /metrics is off: cannot listen on "
                 f"{escape(settings.agent_metrics_listen)}: {escape(exc.strerror or str(exc))} "
                 "(set agent_metrics_listen to a free loopback port)"
             )
-    out.print(f"agent shipping {len(sources)} sources to {escape(url)}")
+    out.print(
+        f"agent shipping {len(sources)} sources to {escape(url)}, watching "
+        f"{len(loaded.services)} services and {len(loaded.rules)} alert rules"
+        + (" (dry-run)" if loaded.dry_run else "")
+    )
     try:
         agent.run(stop)
     finally:
@@ -140,3 +165,28 @@ def run_cmd(
         if metrics is not None:
             metrics.shutdown()
             metrics.server_close()
+
+
+@app.command("rearm")
+def rearm_cmd(
+    subject: Annotated[
+        str, typer.Argument(help="The service, or alert rule, whose runbook to re-arm.")
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Close an open circuit breaker: the running agent may remediate SUBJECT again (the
+    agent reports it, and the collector audits it, with who asked)."""
+    import getpass  # noqa: PLC0415
+
+    from garrison.host.guard import Guard  # noqa: PLC0415
+    from garrison.host.monitor import request_rearm  # noqa: PLC0415
+
+    settings = load_settings(data_dir)
+    state = settings.data_path / "agent" / "health"
+    open_now = Guard(state / "remediation.json").open_breakers()
+    matching = [k for k in open_now if subject in {k, k.split(":")[1]}]
+    if not matching:
+        shown = ", ".join(sorted(open_now)) or "none"
+        raise UsageError(f"no open breaker for {subject!r} (open: {shown})")
+    request_rearm(state, subject, getpass.getuser())
+    out.print(f"re-arm of {escape(', '.join(matching))} asked; the agent takes it within a second")

@@ -20,6 +20,7 @@ from garrison.cli import (
     detector,
     host,
     logs,
+    monitor,
     pki,
     server,
     ssh,
@@ -42,6 +43,9 @@ app.command("collector", help="Receive agents' batches over mTLS into the log st
 )
 app.command("detector", help="Follow the log store with the detection rules, into findings.")(
     detector.detector
+)
+app.command("monitor", help="Follow the agents' health records: history, zones, findings.")(
+    monitor.monitor
 )
 app.command("up", help="Run every role on this machine, supervised (the embedded default).")(up.up)
 app.add_typer(admin.app, name="admin")

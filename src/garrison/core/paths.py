@@ -64,6 +64,11 @@ class DataDir:
         return self.root / "detector" / "state.json"
 
     @property
+    def monitor_state(self) -> Path:
+        """The monitor's read positions and open episodes (one file)."""
+        return self.root / "monitor" / "state.json"
+
+    @property
     def notify_spool(self) -> Path:
         """Notifications waiting for their receiver."""
         return self.root / "detector" / "notify-spool"

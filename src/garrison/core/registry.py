@@ -25,4 +25,5 @@ ROLES: tuple[Role, ...] = (
     Role("collector", "agents' batches over mTLS into the log store", ("collector",)),
     Role("agent", "this machine's own logs, shipped to the collector", ("agent", "run")),
     Role("detector", "threat detection over the log store, into findings", ("detector",)),
+    Role("monitor", "fleet health: metrics history, zones, alerts, into findings", ("monitor",)),
 )

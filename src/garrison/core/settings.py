@@ -75,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         str, msgspec.Meta(pattern=r"^$|^(\[[0-9A-Fa-f:]+\]|[0-9.]+):\d{1,5}$")
     ] = "127.0.0.1:9108"
     ssh_bastion: Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9.-]+(:\d{1,5})?$")] = ""
+    agent_health: str = ""
+    agent_silent_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 5
 
     @property
     def collector_listen_port(self) -> int:
@@ -144,6 +146,10 @@ ALLOWED: dict[str, str] = {
     "agent_metrics_listen": "ADDRESS:PORT on loopback where the agent serves /metrics "
     "(Prometheus text format), or empty for none",
     "ssh_bastion": "empty, or HOST[:PORT] of the SSH bastion that ssh_config snippets jump through",
+    "agent_health": "empty (metrics and the default alert rules only), or the health file (YAML) "
+    "of this host's services, checks, runbooks and alert rules; see docs/health.md",
+    "agent_silent_minutes": "minutes without metrics from a host before it is reported silent, "
+    "1 to 1440",
 }
 
 _FIELDS = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -5,7 +5,7 @@ checks and runbooks, and alert rules added to or replacing the defaults.
 dry_run: false              # true: every runbook says what it would do, and does nothing
 services:
   - name: web
-    zone: zone-a            # default: the host's zone, as the control plane knows it
+    zone: zone-a            # this instance's failure domain (required)
     checks:
       - {name: http, http: "http://127.0.0.1:8080/health", status: 200, body_contains: ok,
          interval: 10s, timeout: 3s, failures: 3, of: 5}
@@ -111,7 +111,7 @@ class _RunbookSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class _ServiceSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
-    zone: str = ""
+    zone: str
     checks: list[_CheckSpec]
     remediation: _RunbookSpec | None = None
 

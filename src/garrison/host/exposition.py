@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from garrison.host.metrics import Sampler
+from garrison.host.monitor import HostMonitor
 
 _GAUGES = (
     ("cpu_percent", "garrison_host_cpu_percent", "CPU busy since the previous scrape, percent."),
@@ -37,6 +38,44 @@ _DISK_GAUGES = (
 )
 
 
+class _HealthCollector(Collector):
+    """The monitor's view: each service and check up or down, each alert firing."""
+
+    def __init__(self, monitor: HostMonitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        services = GaugeMetricFamily(
+            "garrison_service_up",
+            "1 while every check of the service passes.",
+            labels=["service", "zone"],
+        )
+        checks = GaugeMetricFamily(
+            "garrison_check_up",
+            "1 while the check is past no failure threshold.",
+            labels=["service", "check"],
+        )
+        for service in list(self.monitor.services):
+            services.add_metric([service.name, service.zone], 1.0 if service.healthy else 0.0)
+            for check, verdict in service.checks:
+                checks.add_metric([service.name, check.name], 1.0 if verdict.healthy else 0.0)
+        firing = GaugeMetricFamily(
+            "garrison_alert_firing",
+            "1 for each alert firing now.",
+            labels=["rule", "instance", "severity"],
+        )
+        for rule, instance in self.monitor.alerting.firing():
+            firing.add_metric([rule.name, instance, f"{rule.severity:g}"], 1.0)
+        breakers = GaugeMetricFamily(
+            "garrison_remediation_breaker_open",
+            "1 while a runbook's circuit breaker is open.",
+            labels=["subject"],
+        )
+        for subject in self.monitor.guard.open_breakers():
+            breakers.add_metric([subject], 1.0)
+        yield from (services, checks, firing, breakers)
+
+
 class _HostCollector(Collector):
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
@@ -59,10 +98,12 @@ class _HostCollector(Collector):
             yield family
 
 
-def registry(sampler: Sampler) -> CollectorRegistry:
-    """A registry that samples this host at each scrape."""
+def registry(sampler: Sampler, monitor: HostMonitor | None = None) -> CollectorRegistry:
+    """A registry that samples this host at each scrape (and the monitor's state, if given)."""
     made = CollectorRegistry(auto_describe=False)
     made.register(_HostCollector(sampler))
+    if monitor is not None:
+        made.register(_HealthCollector(monitor))
     return made
 
 

@@ -10,6 +10,7 @@ from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
 from garrison.demo import DEMO_RETENTION_DAYS, DEMO_STREAM
+from garrison.host.monitor import METRICS as METRICS_STREAM
 from garrison.logstore.digests import SignedDigest, Signer
 from garrison.logstore.export import DirectoryExport, WebhookExport
 from garrison.logstore.store import Store, StoreConfig
@@ -22,10 +23,18 @@ def signer_for(data: DataDir, keyring: KeyRing) -> Signer:
     return Signer.load_or_create(data.digest_key, keyring.passphrase("logstore-digest"))
 
 
+#: Raw snapshots stay in the store two days; the control plane keeps the history, downsampled.
+METRICS_RETENTION_DAYS = 2
+
+
 def config_for(settings: Settings) -> StoreConfig:
     """Retention and rolling policy from the settings."""
     return StoreConfig(
-        retention_days={"audit": settings.retention_audit_days, DEMO_STREAM: DEMO_RETENTION_DAYS},
+        retention_days={
+            "audit": settings.retention_audit_days,
+            DEMO_STREAM: DEMO_RETENTION_DAYS,
+            METRICS_STREAM: METRICS_RETENTION_DAYS,
+        },
         default_retention_days=settings.retention_days,
     )
 

@@ -75,6 +75,7 @@ from garrison.logstore.local import open_store
 from garrison.logstore.store import Store
 from garrison.pipeline import activity as host_activity
 from garrison.pipeline.activity import HostActivity
+from garrison.pipeline.leases import Leases
 from garrison.pipeline.syslog_tls import SyslogTLSServer
 from garrison.pipeline.tls_server import MTLSServerMixin
 from garrison.ssh.ca import SSHAuthority
@@ -83,8 +84,11 @@ from garrison.ssh.hosts import HostTrust, parse_principals
 log = logging.getLogger("garrison.collector")
 
 #: Streams a host may ship to.
-STREAMS = frozenset({"web", "ssh", "app", "flow", "system", "raw", DEMO_STREAM})
+STREAMS = frozenset({"web", "ssh", "app", "flow", "system", "raw", "metrics", DEMO_STREAM})
 SSH_PATHS = frozenset({"/v1/ssh", "/v1/ssh/host-certificate"})
+LEASE_PATHS = frozenset({"/v1/leases", "/v1/leases/release"})
+#: Remediation steps of an agent that change something (or would, in dry-run): audited.
+AUDITED_STEPS = frozenset({"acted", "succeeded", "failed", "dry_run", "breaker_open", "rearmed"})
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 #: Largest request body, compressed or not, and largest decompressed body.
 MAX_BODY = 8 * 1024 * 1024
@@ -120,6 +124,12 @@ class _BatchMark(msgspec.Struct):
 
 
 _decode_mark = msgspec.json.Decoder(_BatchMark).decode
+
+
+class _LeaseRequest(msgspec.Struct, forbid_unknown_fields=True):
+    service: str
+    zone: str
+    ttl_s: float = 300.0
 
 
 class _Batch(msgspec.Struct, forbid_unknown_fields=True):
@@ -376,7 +386,13 @@ class _Handler(BaseHTTPRequestHandler):
                     facts = self._request_facts(method, path)
                     collector.audit(peer, facts, 200, parameters={"serial": reply["serial"]})
                     self._send(200, reply)
-            elif path in {"/v1/health", "/v1/batches", "/v1/renew", *SSH_PATHS}:
+            elif path in LEASE_PATHS and method == "POST":
+                with collector.slot():
+                    reply, parameters = collector.lease(peer, path, self._read_body())
+                    facts = self._request_facts(method, path)
+                    collector.audit(peer, facts, 200, parameters=parameters)
+                    self._send(200, reply)
+            elif path in {"/v1/health", "/v1/batches", "/v1/renew", *SSH_PATHS, *LEASE_PATHS}:
                 self.close_connection = True
                 self._send(
                     405,
@@ -510,6 +526,7 @@ class Collector:
         self.connections = threading.BoundedSemaphore(max_connections or max_inflight * 8)
         self.recent = RecentBatches()
         self.activity = HostActivity()
+        self.leases = Leases()
         self._serving = threading.Event()
         started = time.monotonic()
         for mark in scan_batches(store):
@@ -622,6 +639,49 @@ class Collector:
                 raise
             log.exception("collector: cannot record the refusal of %s", facts["source_ip"])
 
+    def lease(self, peer: Peer, path: str, body: bytes) -> tuple[dict[str, Any], dict[str, str]]:
+        """Grant or refuse (``/v1/leases``) or give back (``/v1/leases/release``) a host's
+        remediation lease; the reply, and what the audit event records."""
+        try:
+            asked = msgspec.json.decode(body, type=_LeaseRequest)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise UsageError(f'send {{"service", "zone", "ttl_s"}}: {exc}') from None
+        parameters = {"service": asked.service, "zone": asked.zone}
+        if path.endswith("/release"):
+            self.leases.release(asked.service, asked.zone, peer.host)
+            return {"released": True}, parameters
+        granted, reason = self.leases.acquire(asked.service, asked.zone, peer.host, asked.ttl_s)
+        return {"granted": granted, "reason": reason}, parameters | {
+            "granted": str(granted).lower(),
+            "reason": reason,
+        }
+
+    def _audit_remediation(self, peer: Peer, events: list[dict[str, Any]]) -> None:
+        """Each remediation step an agent reports, also on the audit stream (actor: the host)."""
+        for event in events:
+            if event.get("class") != "remediation_activity":
+                continue
+            outcome = str(event.get("outcome", ""))
+            if outcome not in AUDITED_STEPS:
+                continue
+            AuditTrail(self.store).record(
+                AuditEvent(
+                    event_id=new_id(),
+                    time=str(event.get("time") or now_iso()),
+                    actor=Actor("host", name=peer.host),
+                    action=f"agent.remediation.{outcome}",
+                    outcome="error" if outcome in {"failed", "breaker_open"} else "success",
+                    read_only=outcome == "dry_run",
+                    resource=str(event.get("subject", "")),
+                    request_parameters={
+                        k: str(event[k])[:500]
+                        for k in ("action", "plan", "detail", "attempt", "dry_run", "rearmed_by")
+                        if k in event
+                    },
+                    status=200,
+                )
+            )
+
     def slot(self) -> _Slot:
         """One of the `max_inflight` request slots, or `SaturatedError` at once."""
         return _Slot(self.inflight)
@@ -648,6 +708,8 @@ class Collector:
         finally:
             self.recent.release(key, stored=stored)
         self.activity.record(peer.host, batch.stream, len(offsets))
+        if batch.stream == "system":
+            self._audit_remediation(peer, events)
         return {"batch_id": batch.batch_id, "stored": len(offsets), "first_offset": offsets[0]}
 
 

@@ -25,6 +25,13 @@ class ShipError(StoreError):
     """The collector did not take a batch (unreachable, refusing, or overloaded)."""
 
 
+def encode_batch(
+    compress: Callable[[bytes], bytes], batch_id: str, stream: str, events: list[dict[str, Any]]
+) -> bytes:
+    """A batch's request body, compressed with `compress` (one compressor per thread)."""
+    return compress(json.dumps({"batch_id": batch_id, "stream": stream, "events": events}).encode())
+
+
 @dataclass
 class Shipper:
     """Sends one batch per request; a batch id makes retries safe (the collector de-duplicates).
@@ -49,8 +56,7 @@ class Shipper:
 
     def encode_batch(self, batch_id: str, stream: str, events: list[dict[str, Any]]) -> bytes:
         """The compressed request body of a batch (what the spool keeps)."""
-        body = {"batch_id": batch_id, "stream": stream, "events": events}
-        return self._compress(json.dumps(body).encode())
+        return encode_batch(self._compress, batch_id, stream, events)
 
     def send(self, payload: bytes) -> dict[str, Any]:
         """Deliver one encoded batch; returns the collector's acknowledgement."""
