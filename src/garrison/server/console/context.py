@@ -12,6 +12,7 @@ SECTIONS = [
     ("findings:list", "Findings"),
     ("logs:search", "Logs"),
     ("fleet:hosts", "Hosts"),
+    ("fleet:services", "Services"),
     ("ssh:page", "SSH"),
     ("console:access", "Access"),
     ("backups:page", "Backups"),

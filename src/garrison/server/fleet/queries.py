@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -13,7 +14,13 @@ from garrison.core.errors import NotFoundError, PermissionDeniedError
 from garrison.pipeline import activity
 from garrison.server.accounts.models import User
 from garrison.server.accounts.roles import READ_ALL
-from garrison.server.fleet.models import Host
+from garrison.server.fleet.models import (
+    AlertRecord,
+    Host,
+    MetricPoint,
+    RemediationRecord,
+    ServiceInstance,
+)
 
 
 def hosts_visible_to(actor: User) -> QuerySet[Host]:
@@ -86,3 +93,96 @@ def access_host(actor: User, name: str) -> Host:
     if host is None:
         raise NotFoundError(f"no host named {name!r}")
     return host
+
+
+#: What each console range shows: how far back, and from which resolution.
+RANGES = {"hour": (dt.timedelta(hours=1), 10), "day": (dt.timedelta(days=1), 300),
+          "month": (dt.timedelta(days=30), 300)}  # fmt: skip
+#: The charted metrics: key, title, unit, fixed top (None: scaled to the data).
+CHARTED = (
+    ("cpu_percent", "CPU", "%", 100.0),
+    ("mem_used_percent", "Memory", "%", 100.0),
+    ("disk_used_percent", "Fullest disk", "%", 100.0),
+    ("load_per_core", "Load per core", "", None),
+    ("net_recv_bytes_per_s", "Network in", "B/s", None),
+    ("net_sent_bytes_per_s", "Network out", "B/s", None),
+)
+
+
+def metric_history(
+    host: str, since: dt.datetime, step: int
+) -> dict[str, list[tuple[dt.datetime, float]]]:
+    """Each kept value of `host` since `since` at resolution `step` (10 or 300 s), in time
+    order; the newest raw points complete a range that rollups do not cover yet."""
+    found: dict[str, list[tuple[dt.datetime, float]]] = {}
+    rows = list(
+        MetricPoint.objects.filter(host=host, step=step, at__gte=since)
+        .order_by("at")
+        .values_list("at", "values")
+    )
+    if step != 10:
+        last = rows[-1][0] if rows else since
+        rows += (
+            MetricPoint.objects.filter(host=host, step=10, at__gt=last)
+            .order_by("at")
+            .values_list("at", "values")
+        )
+    for at, values in rows:
+        for key, value in values.items():
+            found.setdefault(key, []).append((at, float(value)))
+    return found
+
+
+def sparkline_values(hosts: list[str]) -> dict[str, dict[str, list[tuple[dt.datetime, float]]]]:
+    """The last hour of CPU, memory and disk of each host, for the hosts page."""
+    since = timezone.now() - dt.timedelta(hours=1)
+    found: dict[str, dict[str, list[tuple[dt.datetime, float]]]] = {h: {} for h in hosts}
+    rows = MetricPoint.objects.filter(host__in=hosts, step=10, at__gte=since).order_by("at")
+    for host, at, values in rows.values_list("host", "at", "values"):
+        for key in ("cpu_percent", "mem_used_percent", "disk_used_percent"):
+            if key in values:
+                found[host].setdefault(key, []).append((at, float(values[key])))
+    return found
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """A service across the fleet: its instances, its zones, the healthy ones."""
+
+    name: str
+    instances: list[ServiceInstance]
+    zones: list[str]
+    healthy_zones: list[str]
+
+    @property
+    def available(self) -> bool:
+        """Healthy in two zones or more (claim P1)."""
+        return len(self.healthy_zones) >= 2
+
+
+def services_view(actor: User) -> list[ServiceView]:
+    """Every service with its instances and how many zones are healthy."""
+    if actor.role not in READ_ALL:
+        raise PermissionDeniedError("your role may not list services")
+    fresh = timezone.now() - dt.timedelta(minutes=settings.GARRISON.agent_silent_minutes)
+    by_name: dict[str, list[ServiceInstance]] = {}
+    for instance in ServiceInstance.objects.all():
+        by_name.setdefault(instance.service, []).append(instance)
+    return [
+        ServiceView(
+            name,
+            instances,
+            sorted({i.zone for i in instances}),
+            sorted({i.zone for i in instances if i.healthy and i.reported_at >= fresh}),
+        )
+        for name, instances in sorted(by_name.items())
+    ]
+
+
+def host_health(host: str) -> dict[str, Any]:
+    """The host's services, alerts and remediation steps, newest first."""
+    return {
+        "services": list(ServiceInstance.objects.filter(host=host)),
+        "alerts": list(AlertRecord.objects.filter(host=host)[:50]),
+        "remediations": list(RemediationRecord.objects.filter(host=host)[:50]),
+    }

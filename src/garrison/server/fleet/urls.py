@@ -8,4 +8,6 @@ app_name = "fleet"
 urlpatterns = [
     path("hosts/", views.hosts, name="hosts"),
     path("hosts/<str:name>/revoke/", views.revoke, name="revoke"),
+    path("hosts/<str:name>/", views.host, name="host"),
+    path("services/", views.services, name="services"),
 ]

@@ -1,18 +1,22 @@
-"""Console page: the fleet's hosts, adding one (join token shown once) and revoking."""
+"""Console pages: the fleet's hosts (adding one, its join token shown once; revoking), a host's
+charts, checks, alerts and remediation, and the services by zone."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from garrison.core.errors import GarrisonError
+from garrison.core.errors import GarrisonError, NotFoundError
 from garrison.server.accounts.roles import OPERATE, READ_ALL
 from garrison.server.accounts.views import console_user, role_required
-from garrison.server.fleet import actions, queries
+from garrison.server.fleet import actions, charts, queries
 
 
 class HostForm(forms.Form):
@@ -44,10 +48,26 @@ def hosts(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc.message)
             else:
                 form = HostForm()
+    views = queries.fleet_view(actor)
+    end = timezone.now()
+    start = end - dt.timedelta(hours=1)
+    spark = queries.sparkline_values([v.host.name for v in views])
+    rows = [
+        (
+            v,
+            [
+                charts.line(title, "%", spark[v.host.name].get(key, []), start, end, top=100.0,
+                            width=120, height=28)
+                for key, title in (("cpu_percent", "CPU"), ("mem_used_percent", "Memory"),
+                                   ("disk_used_percent", "Disk"))
+            ],
+        )
+        for v in views
+    ]  # fmt: skip
     context = {
         "form": form,
         "token": token,
-        "hosts": queries.fleet_view(actor),
+        "hosts": rows,
         "console_url": settings.GARRISON.console_url,
         "can_operate": actor.role in OPERATE,
     }
@@ -66,3 +86,42 @@ def revoke(request: HttpRequest, name: str) -> HttpResponse:
     else:
         messages.success(request, f"{host.name} is revoked: the collector refuses it from now on.")
     return redirect("fleet:hosts")
+
+
+@role_required(READ_ALL)
+@require_http_methods(["GET"])
+def host(request: HttpRequest, name: str) -> HttpResponse:
+    """One host: charts of its metrics (last hour, day or month), its services' checks, its
+    alerts and its remediation history."""
+    actor = console_user(request)
+    try:
+        found = queries.access_host(actor, name)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from None
+    chosen = request.GET.get("range", "hour")
+    if chosen not in queries.RANGES:
+        chosen = "hour"
+    back, step = queries.RANGES[chosen]
+    end = timezone.now()
+    start = end - back
+    history = queries.metric_history(found.name, start, step)
+    context = {
+        "host": found,
+        "range": chosen,
+        "ranges": list(queries.RANGES),
+        "charts": [
+            charts.line(title, unit, history.get(key, []), start, end, top=top)
+            for key, title, unit, top in queries.CHARTED
+        ],
+        **queries.host_health(found.name),
+    }
+    return render(request, "fleet/host.html", context)
+
+
+@role_required(READ_ALL)
+@require_http_methods(["GET"])
+def services(request: HttpRequest) -> HttpResponse:
+    """Every service: its instances by zone, and how many zones are healthy (claim P1)."""
+    return render(
+        request, "fleet/services.html", {"services": queries.services_view(console_user(request))}
+    )
