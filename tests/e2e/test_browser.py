@@ -429,3 +429,41 @@ def test_console_pages_have_no_serious_accessibility_violations(
         context.close()
     problems = {page_name: v for page_name, v in found.items() if v}
     assert not problems, problems
+
+
+def test_host_metrics_charts_render(tab: Tab, garrison_up: Garrison, account: Account) -> None:
+    """`garrison up`'s own agent ships metrics; the monitor keeps them; the hosts page draws
+    sparklines and the host's page its charts, in every range, under the strict CSP."""
+    page = tab.page
+    submit_password(page, account)
+    submit_code(page, account.fresh_code())
+    expect_signed_in(page, garrison_up, account)
+    deadline = time.monotonic() + 90
+    while True:
+        page.goto("/hosts/")
+        if page.locator("svg.spark polyline").count():
+            break
+        assert time.monotonic() < deadline, "no metrics reached the hosts page"
+        time.sleep(2)
+    page.locator("table a").first.click()
+    expect(page.get_by_role("heading", name="Health checks")).to_be_visible()
+
+    def points() -> int:
+        lines = page.locator("svg.line polyline")
+        return len((lines.first.get_attribute("points") or "").split()) if lines.count() else 0
+
+    while points() < 2:
+        assert time.monotonic() < deadline, "fewer than two points after 90 s"
+        time.sleep(2)
+        page.reload()
+    expect(page.locator("svg.line")).to_have_count(6)
+    box = page.locator("svg.line polyline").first.bounding_box()
+    assert box is not None
+    assert box["width"] > 0
+    for chosen in ("day", "month"):
+        page.get_by_role("link", name=f"last {chosen}").click()
+        expect(page).to_have_url(re.compile(rf"\?range={chosen}$"))
+        expect(page.locator("svg.line")).to_have_count(6)
+    page.get_by_role("link", name="Services", exact=True).click()
+    expect(page.get_by_role("heading", name="Services", level=1)).to_be_visible()
+    sign_out(page, garrison_up)
