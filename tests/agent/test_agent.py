@@ -312,3 +312,52 @@ def test_the_agent_keeps_sshd_trusting_garrison(tmp_path: Path) -> None:
         world.collector.shutdown()
         thread.join(5)
         world.store.close()
+
+
+def test_health_reported_remediated_under_a_lease_and_audited(rig: Rig) -> None:
+    """The agent's monitor through the real collector: metrics on ``metrics``, the step of a
+    runbook on ``system``, the lease asked of the collector over mTLS, both audited."""
+    from garrison.agent.leases import CollectorCoordinator  # noqa: PLC0415
+    from garrison.host.checks import CommandCheck, Verdict  # noqa: PLC0415
+    from garrison.host.monitor import HostMonitor, Runbook, Service  # noqa: PLC0415
+    from garrison.host.remediate import CommandAction  # noqa: PLC0415
+
+    marker = rig.state.parent / "ready"
+    check = CommandCheck("ready", ("/usr/bin/test", "-e", str(marker)), interval_s=0.1)
+    runbook = Runbook(CommandAction(("/usr/bin/touch", str(marker))), grace_s=0.2)
+    monitor = HostMonitor(
+        [Service("app", "zone-a", [(check, Verdict(2, 3))], runbook)],
+        (),
+        rig.state / "health",
+        coordinator=CollectorCoordinator(rig.url, Identity(rig.state / "identity")),
+    )
+    agent = Agent(rig.state, rig.url, [Source(rig.log, "jsonl", "app")], monitor=monitor)
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop, 0.05), daemon=True)
+    runner.start()
+
+    def events(stream: str) -> list[dict[str, Any]]:
+        if stream not in rig.store.stream_names():
+            return []
+        return [r.event() for r in rig.store.stream(stream).read(0, 10**6)]
+
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    while "succeeded" not in [e.get("outcome") for e in events("system")]:
+        assert dt.datetime.now(dt.UTC) < deadline, events("system")
+        stop.wait(0.1)
+    stop.set()
+    runner.join(10)
+    agent.close()
+    assert marker.exists()
+    steps = [e for e in events("system") if e["class"] == "remediation_activity"]
+    assert [s["outcome"] for s in steps] == ["acted", "succeeded"]
+    assert all(s["host"] == "web-1" for s in steps)
+    snapshot = events("metrics")[0]
+    assert snapshot["class"] == "host_metrics"
+    assert snapshot["services"][0]["name"] == "app"
+    audit = [(e["action"], e["actor"]["name"]) for e in events("audit")]
+    assert ("collector.leases.post", "web-1") in audit
+    assert ("agent.remediation.acted", "web-1") in audit
+    assert ("agent.remediation.succeeded", "web-1") in audit
+    leases = next(e for e in events("audit") if e["action"] == "collector.leases.post")
+    assert leases["request_parameters"]["granted"] == "true"
