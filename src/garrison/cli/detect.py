@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 import typer
@@ -15,11 +15,10 @@ from rich.table import Column, Table
 from garrison.cli.common import DataDirOption, err, load_settings, out
 from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
-from garrison.detect import rules as rules_mod
-from garrison.detect.intel import IPLists
-from garrison.detect.replay import replay
-from garrison.detect.ruletest import run_tests
 from garrison.events.parsers import FORMATS, make_parser
+
+if TYPE_CHECKING:
+    from garrison.detect import rules as rules_mod
 
 app = typer.Typer(help="Threat detection: Sigma rules over your logs.", no_args_is_help=True)
 rules_app = typer.Typer(help="The detection rules: list them, run their tests.")
@@ -35,6 +34,8 @@ CatalogOption = Annotated[
 
 
 def _load(folders: list[Path] | None, catalog: bool) -> rules_mod.RuleSet:
+    from garrison.detect import rules as rules_mod  # noqa: PLC0415  # pySigma: only when used
+
     for folder in folders or []:
         if not folder.is_dir():
             raise UsageError(f"rule folder {folder} does not exist")
@@ -68,6 +69,9 @@ def replay_cmd(
             raise UsageError(f"{file} is not a file")
     if ip_lists is not None and not ip_lists.is_dir():
         raise UsageError(f"ip list folder {ip_lists} does not exist")
+    from garrison.detect.intel import IPLists  # noqa: PLC0415  # pySigma: only when used
+    from garrison.detect.replay import replay  # noqa: PLC0415
+
     loaded = _load(rules, catalog)
     columns = (
         TextColumn("{task.description}"),
@@ -103,6 +107,8 @@ def replay_cmd(
 @rules_app.command("list")
 def list_cmd(rules: RulesOption = None, catalog: CatalogOption = True) -> None:
     """The loaded rules: name, kind, severity, finding type and title."""
+    from garrison.detect import rules as rules_mod  # noqa: PLC0415  # pySigma: only when used
+
     loaded = _load(rules, catalog)
     table = Table("kind", "severity", "finding type", "title", "file")
     table.columns.insert(0, Column("rule", no_wrap=True))
@@ -130,6 +136,8 @@ def rules_test_cmd(
     ] = None,
 ) -> None:
     """Run the test cases written in the rules (`garrison.tests`); exit 1 if one fails."""
+    from garrison.detect.ruletest import run_tests  # noqa: PLC0415  # pySigma: only when used
+
     loaded = _load([folder] if folder else [], catalog=folder is None)
     results = run_tests(loaded)
     failed = [r for r in results if not r.passed]

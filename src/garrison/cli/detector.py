@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from garrison.cli.common import (
     ConfigOption,
@@ -22,15 +23,19 @@ from garrison.core.errors import UsageError
 from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
-from garrison.detect.notify import Mailer, Notifier, Route
-from garrison.detect.respond import Response, ScriptResponder
-from garrison.logstore.store import Store
+
+if TYPE_CHECKING:
+    from garrison.detect.notify import Notifier
+    from garrison.detect.respond import Response, ScriptResponder
+    from garrison.logstore.store import Store
 
 log = logging.getLogger("garrison.detect")
 
 
 def notifier_for(settings: Settings) -> Notifier | None:
     """The notification routes the settings name (None when there are none)."""
+    from garrison.detect.notify import Mailer, Notifier, Route  # noqa: PLC0415  # role-only
+
     routes = [Route.parse(spec) for spec in settings.notify_routes]
     if not routes:
         return None
@@ -51,6 +56,8 @@ def notifier_for(settings: Settings) -> Notifier | None:
 
 def responder_for(settings: Settings) -> ScriptResponder | None:
     """The block hook the settings name (None without `respond_command`)."""
+    from garrison.detect.respond import ScriptResponder  # noqa: PLC0415  # role-only
+
     if not settings.respond_command:
         return None
     return ScriptResponder(

@@ -6,8 +6,6 @@ import asyncio
 import logging
 import ssl
 
-import uvicorn
-
 from garrison.cli.common import ConfigOption, DataDirOption, ListenOption, load_settings, migrate
 from garrison.cli.common import setup_django as _setup_django
 from garrison.core.pki import CertificateAuthority
@@ -55,6 +53,8 @@ def server(
     hosts = server_hosts(settings)
     issued = ca.ensure_server(CERT_NAME, hosts)
     ctx = server_context(issued, prepared.keyring, CERT_NAME)
+
+    import uvicorn  # noqa: PLC0415  # only the server role needs it
 
     config_ = uvicorn.Config(
         application,

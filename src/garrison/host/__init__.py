@@ -1,1 +1,4 @@
-"""This host: metrics (and, later, health checks and remediation), used by the agent."""
+"""This host: metrics, health checks, alert rules and remediation, used by the agent."""
+
+#: The stream the agent's metrics snapshots go to (kept briefly: the monitor keeps the history).
+METRICS_STREAM = "metrics"

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import msgspec
 
 from garrison.core.files import replace_private
+from garrison.host import METRICS_STREAM
 from garrison.host.alerts import Alerting, AlertRule
 from garrison.host.checks import Check, Result, Verdict
 from garrison.host.guard import Guard, Limits
@@ -37,7 +38,7 @@ from garrison.host.remediate import Action, reap
 
 log = logging.getLogger("garrison.agent")
 
-METRICS = "metrics"
+METRICS = METRICS_STREAM
 SYSTEM = "system"
 
 

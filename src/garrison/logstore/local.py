@@ -10,7 +10,7 @@ from garrison.core.paths import DataDir
 from garrison.core.secrets import KeyRing
 from garrison.core.settings import Settings
 from garrison.demo import DEMO_RETENTION_DAYS, DEMO_STREAM
-from garrison.host.monitor import METRICS as METRICS_STREAM
+from garrison.host import METRICS_STREAM
 from garrison.logstore.digests import SignedDigest, Signer
 from garrison.logstore.export import DirectoryExport, WebhookExport
 from garrison.logstore.store import Store, StoreConfig
