@@ -73,7 +73,14 @@ class _HealthCollector(Collector):
         )
         for subject in self.monitor.guard.open_breakers():
             breakers.add_metric([subject], 1.0)
-        yield from (services, checks, firing, breakers)
+        verifying = GaugeMetricFamily(
+            "garrison_remediation_verifying",
+            "1 while a runbook acted and waits to verify its fix.",
+            labels=["subject"],
+        )
+        for subject in self.monitor.verifying():
+            verifying.add_metric([subject], 1.0)
+        yield from (services, checks, firing, breakers, verifying)
 
 
 class _HostCollector(Collector):

@@ -151,6 +151,10 @@ class HostMonitor:
         self._deferred: dict[str, str] = {}
         self._events: list[tuple[str, dict[str, Any]]] = []
 
+    def verifying(self) -> list[str]:
+        """The subjects acted on and waiting for their verification (read from any thread)."""
+        return list(self._pending.copy())
+
     # -- one round ------------------------------------------------------------------------
 
     def tick(self) -> list[tuple[str, dict[str, Any]]]:
