@@ -1,5 +1,5 @@
-"""Console pages of fleet health: sparklines on the hosts page, a host's charts over each
-range with its checks, alerts and remediation, and services by zone."""
+"""Console pages and API of fleet health: sparklines on the hosts page, a host's charts over
+each range with its checks, alerts and remediation, services by zone."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from garrison.server.fleet.models import (
     RemediationRecord,
     ServiceInstance,
 )
-from tests.conftest import signed_in_client
+from tests.conftest import api_client, signed_in_client
 from tests.factories import Person, make_person
 
 
@@ -90,3 +90,22 @@ def test_developers_do_not_read_fleet_health(db: None) -> None:
     developer = make_person("developer")
     console = signed_in_client(developer)
     assert console.get("/services/").status_code == 403
+
+
+def test_api_metrics_and_services(admin: Person) -> None:
+    now = timezone.now()
+    _services(now)
+    _history("api-1")
+    client = api_client(admin)
+    hour = client.get("/api/v1/hosts/api-1/metrics").json()
+    assert hour["step_seconds"] == 10
+    assert len(hour["series"]["cpu_percent"]) == 120
+    month = client.get("/api/v1/hosts/api-1/metrics?range=month").json()
+    assert month["step_seconds"] == 300
+    assert len(month["series"]["load_per_core"]) == 100
+    bad = client.get("/api/v1/hosts/api-1/metrics?range=year")
+    assert bad.status_code == 400
+    (service,) = client.get("/api/v1/services").json()
+    assert service["zones"] == ["zone-a", "zone-b"]
+    assert service["healthy_zones"] == ["zone-a"]
+    assert service["available"] is False

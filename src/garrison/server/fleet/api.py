@@ -1,11 +1,13 @@
-"""REST endpoints of the fleet: list, add (join token), revoke, and the agent's join call."""
+"""REST endpoints of the fleet: list, add (join token), revoke, the agent's join call, a host's
+metrics history and the services by zone."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -158,3 +160,72 @@ class HostJoinView(APIView):
     def get_authenticate_header(self, request: Request) -> str:
         """Makes a missing join token a 401 (with its scheme), not a 403."""
         return 'Bearer realm="garrison-join"'
+
+
+class ServiceInstanceSerializer(serializers.Serializer[Any]):
+    """One instance of a service, as its agent last reported it."""
+
+    host = serializers.CharField(read_only=True)
+    zone = serializers.CharField(read_only=True)
+    healthy = serializers.BooleanField(read_only=True)
+    checks = serializers.DictField(read_only=True, help_text="Each check: healthy and detail.")
+    changed_at = serializers.DateTimeField(read_only=True)
+    reported_at = serializers.DateTimeField(read_only=True)
+
+
+class ServiceSerializer(serializers.Serializer[Any]):
+    """A service across the fleet and the zones it is healthy in (claim P1)."""
+
+    name = serializers.CharField(read_only=True)
+    zones = serializers.ListField(child=serializers.CharField(), read_only=True)
+    healthy_zones = serializers.ListField(child=serializers.CharField(), read_only=True)
+    available = serializers.BooleanField(read_only=True, help_text="Healthy in 2 zones or more.")
+    instances = ServiceInstanceSerializer(many=True, read_only=True)
+
+
+class ServiceListView(APIView):
+    """Services of the fleet."""
+
+    read_roles = READ_ALL
+
+    @extend_schema(operation_id="services_list", responses=ServiceSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """Every service with its instances and healthy zones."""
+        return Response(ServiceSerializer(queries.services_view(api_user(request)), many=True).data)
+
+
+class MetricsSerializer(serializers.Serializer[Any]):
+    """A host's metric history over a range."""
+
+    host = serializers.CharField()
+    range = serializers.ChoiceField(choices=list(queries.RANGES))
+    step_seconds = serializers.IntegerField(help_text="10 (as sent) or 300 (5-minute rollups).")
+    series = serializers.DictField(
+        child=serializers.ListField(child=serializers.ListField()),
+        help_text="Per metric, [time, value] pairs in time order.",
+    )
+
+
+class HostMetricsView(APIView):
+    """One host's metrics history."""
+
+    read_roles = READ_ALL
+
+    @extend_schema(
+        operation_id="hosts_metrics",
+        parameters=[
+            OpenApiParameter("range", str, enum=list(queries.RANGES), description="Default hour.")
+        ],
+        responses=MetricsSerializer,
+    )
+    def get(self, request: Request, name: str) -> Response:
+        """The last hour (10 s points), day or month (5-minute rollups) of a host's metrics."""
+        host = queries.access_host(api_user(request), name)
+        chosen = request.query_params.get("range", "hour")
+        if chosen not in queries.RANGES:
+            raise exceptions.ValidationError({"range": [f"one of {', '.join(queries.RANGES)}"]})
+        back, step = queries.RANGES[chosen]
+        history = queries.metric_history(host.name, timezone.now() - back, step)
+        series = {k: [[at.isoformat(), v] for at, v in points] for k, points in history.items()}
+        body = {"host": host.name, "range": chosen, "step_seconds": step, "series": series}
+        return Response(MetricsSerializer(body).data)
