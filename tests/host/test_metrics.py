@@ -87,3 +87,20 @@ def test_the_cli_prints_a_snapshot_and_the_agent_its_metrics_address() -> None:
         "agent", "--print-config", env={"GARRISON_AGENT_METRICS_LISTEN": "127.0.0.1:9199"}
     )
     assert "metrics: http://127.0.0.1:9199/metrics" in config.stdout
+
+
+def test_clock_offset_from_chrony_or_timesyncd(monkeypatch: pytest.MonkeyPatch) -> None:
+    from garrison.host import metrics  # noqa: PLC0415
+
+    monkeypatch.setattr(metrics, "CHRONYC", "/bin/true")
+    chrony = (
+        "A29FC87B,ntp.example,3,1733050000.1,-0.000123456,0.00001,0.0002,1.5,0.01,0.02,64,Normal"
+    )
+    monkeypatch.setattr(metrics, "_said", lambda argv: chrony if "tracking" in argv else None)
+    assert metrics.clock_offset() == pytest.approx(-0.000123456)
+    monkeypatch.setattr(metrics, "CHRONYC", "/no/chronyc")
+    said = "       Server: 192.0.2.1 (ntp)\n       Offset: +2.314ms\n        Delay: 5ms\n"
+    monkeypatch.setattr(metrics, "_said", lambda argv: said)
+    assert metrics.clock_offset() == pytest.approx(0.002314)
+    monkeypatch.setattr(metrics, "_said", lambda argv: None)
+    assert metrics.clock_offset() is None

@@ -237,3 +237,26 @@ def test_one_zone_remediated_at_a_time(tmp_path: Path) -> None:
     assert not _steps(b.tick()), "said once"
     _run(a, lambda s: "failed" in _steps(s))  # verified: still down; the lease is released
     assert _steps(b.tick()) == ["acted"]
+
+
+class _Unreachable:
+    def acquire(self, service: str, zone: str, ttl_s: float) -> tuple[bool, str]:
+        raise OSError("connection refused")
+
+    def release(self, service: str, zone: str) -> None:
+        raise OSError("connection refused")
+
+
+@pytest.mark.parametrize(("lease", "expected"), [(True, "deferred"), (False, "acted")])
+def test_without_the_control_plane(tmp_path: Path, lease: bool, expected: str) -> None:
+    """No answer to the lease: nothing runs, unless the runbook says ``lease: false``."""
+    failing = CommandCheck("down", ("/bin/false",), interval_s=0.0)
+    runbook = Runbook(CommandAction(("/bin/true",)), grace_s=60, lease=lease)
+    monitor = HostMonitor(
+        [Service("api", "zone-a", [(failing, Verdict(1, 1))], runbook)],
+        (), tmp_path / "s", coordinator=_Unreachable(), metrics_every=3600,
+    )  # fmt: skip
+    events = monitor.tick()
+    assert _steps(events) == [expected]
+    if expected == "deferred":
+        assert "did not answer: connection refused" in events[-1][1]["detail"]

@@ -33,6 +33,8 @@ from garrison.logstore.store import Store
 log = logging.getLogger("garrison.detect")
 
 BATCH = 5000
+#: Streams without security events: the agents' metrics snapshots (the monitor role's).
+SKIPPED = frozenset({"metrics"})
 CHECKPOINT_SECONDS = 1.0
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -106,7 +108,8 @@ class Detector:
     def step(self) -> int:
         """Read and evaluate the next records of every stream; how many were read."""
         read = 0
-        for name in self.streams if self.streams is not None else self.store.stream_names():
+        names = self.store.stream_names() if self.streams is None else self.streams
+        for name in (n for n in names if n not in SKIPPED):
             stream = self.store.stream(name)
             offset = self.offsets.get(name, 0)
             records = stream.read(offset, BATCH)

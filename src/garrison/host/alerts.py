@@ -78,8 +78,11 @@ DEFAULT_RULES: Final = (
     AlertRule("clock-unsynchronised", "clock_synchronised", "==", False, 900, SEVERITIES["medium"],
               "The clock has not been synchronised (NTP) for 15 minutes: logs and "
               "certificates depend on it."),
-    AlertRule("service-down", SERVICE_METRIC, "==", False, 0, SEVERITIES["high"],
-              "A service's health checks fail (past their N-of-M threshold)."),
+    AlertRule("clock-drift", "clock_offset_abs_s", ">", 0.5, 300, SEVERITIES["medium"],
+              "The clock is over half a second off its time source for 5 minutes."),
+    AlertRule("service-down", SERVICE_METRIC, "==", False, 60, SEVERITIES["high"],
+              "A service's health checks have failed (past their N-of-M threshold) for a "
+              "minute: its runbook, if any, did not bring it back."),
 )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ services:
       backoff: 10s                       # doubled after each recent attempt ...
       backoff_max: 10m                   # ... up to this
       grace: 15s                         # then verified
+      lease: true                        # false: act even when the collector cannot be asked
 alerts:
   - name: disk-high                      # a default's name: replaces it
     metric: disk_used_percent
@@ -107,6 +108,7 @@ class _RunbookSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backoff_max: Text = "10m"
     grace: Text = "15s"
     dry_run: bool = False
+    lease: bool = True
 
 
 class _ServiceSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -225,7 +227,9 @@ def _action(spec: _RunbookSpec, protected: tuple[Path, ...]) -> Action:
 
 
 def _runbook(spec: _RunbookSpec, protected: tuple[Path, ...]) -> Runbook:
-    return Runbook(_action(spec, protected), _limits(spec), duration(spec.grace), spec.dry_run)
+    return Runbook(
+        _action(spec, protected), _limits(spec), duration(spec.grace), spec.dry_run, spec.lease
+    )
 
 
 def _severity(value: str | float) -> float:

@@ -26,6 +26,7 @@ _GAUGES = (
     ("processes", "garrison_host_processes", "Processes."),
     ("open_files", "garrison_host_open_files", "File descriptors open on the host."),
     ("uptime_s", "garrison_host_uptime_seconds", "Seconds since boot."),
+    ("clock_offset_s", "garrison_host_clock_offset_seconds", "Clock offset from its time source."),
     ("disk_read_bytes_per_s", "garrison_host_disk_read_bytes_per_second", "Disk reads."),
     ("disk_write_bytes_per_s", "garrison_host_disk_write_bytes_per_second", "Disk writes."),
     ("net_recv_bytes_per_s", "garrison_host_network_receive_bytes_per_second", "Received."),

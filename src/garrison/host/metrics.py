@@ -1,5 +1,6 @@
 """This host's metrics: CPU, load, memory, swap, disks (space and inodes per mount), disk and
-network I/O, file descriptors, processes, uptime, reboot-required, clock synchronisation.
+network I/O, file descriptors, processes, uptime, reboot-required, clock synchronisation and
+offset.
 
 `Sampler` keeps the previous counters, so that rates (CPU, I/O per second) cover the time since
 the last sample; its first CPU reading is primed when it is made, so it is never the
@@ -10,6 +11,7 @@ layers, ...) are left out of the disks.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess  # nosec B404  # timedatectl says whether the clock is synchronised
 import time
@@ -21,6 +23,7 @@ import psutil
 REBOOT_REQUIRED: Final = Path("/var/run/reboot-required")
 FILE_NR: Final = Path("/proc/sys/fs/file-nr")
 TIMEDATECTL: Final = shutil.which("timedatectl") or "/usr/bin/timedatectl"
+CHRONYC: Final = shutil.which("chronyc") or "/usr/bin/chronyc"
 #: File systems that hold no data of the host's own.
 PSEUDO: Final = frozenset(
     {"proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "overlay", "squashfs",
@@ -85,6 +88,35 @@ def clock_synchronised() -> bool | None:
     return {"yes": True, "no": False}.get(value) if said.returncode == 0 else None
 
 
+def _said(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments
+            argv, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+_OFFSET = re.compile(r"Offset:\s*([+-]?[\d.]+)(us|ms|s)\b")
+
+
+def clock_offset() -> float | None:
+    """The clock's offset from its time source in seconds, from chrony or systemd-timesyncd;
+    None where neither says."""
+    if Path(CHRONYC).exists() and (said := _said([CHRONYC, "-c", "tracking"])):
+        fields = said.strip().split(",")
+        try:
+            return float(fields[4])  # "System time": how far the clock is off NTP time
+        except (IndexError, ValueError):
+            return None
+    if said := _said([TIMEDATECTL, "timesync-status"]):
+        found = _OFFSET.search(said)
+        if found:
+            return float(found[1]) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[found[2]]
+    return None
+
+
 class Sampler:
     """Snapshots of this host's metrics, rates since the previous snapshot."""
 
@@ -122,6 +154,10 @@ class Sampler:
             "reboot_required": REBOOT_REQUIRED.exists(),
             "clock_synchronised": clock_synchronised(),
         }
+        offset = clock_offset()
+        if offset is not None:
+            found["clock_offset_s"] = round(offset, 6)
+            found["clock_offset_abs_s"] = round(abs(offset), 6)
         if disk is not None and self._disk is not None:
             found["disk_read_bytes_per_s"] = round(
                 (disk.read_bytes - self._disk.read_bytes) / elapsed

@@ -10,9 +10,9 @@ its alert fires (a metric held past its duration). Before each attempt: the brea
 the backoff since the recent attempts has passed, the budget is not spent (spending it opens
 the breaker: ``breaker_open``, and nothing runs until a person re-arms it), and for a service
 the fleet grants a lease (no two zones of one service are remediated at once; without an
-answer, nothing runs). After acting it waits `grace_s`, then verifies: the service's checks
-pass, or the alert's condition no longer holds. In dry-run each step is said and counted, and
-nothing is done.
+answer, nothing runs, unless the runbook says ``lease: false``). After acting it waits
+`grace_s`, then verifies: the service's checks pass, or the alert's condition no longer holds.
+In dry-run each step is said and counted, and nothing is done.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Runbook:
     limits: Limits = field(default_factory=Limits)
     grace_s: float = 15.0
     dry_run: bool = False
+    lease: bool = True
 
 
 @dataclass
@@ -266,7 +267,7 @@ class HostMonitor:
                 f"no more until re-armed (garrison agent rearm {key.split(':')[1]})",
             )  # fmt: skip
             return
-        if service and self.coordinator is not None:
+        if service and runbook.lease and self.coordinator is not None:
             try:
                 granted, why = self.coordinator.acquire(service, zone, runbook.grace_s + 120)
             except Exception as exc:  # any failure to ask is a refusal
@@ -282,12 +283,12 @@ class HostMonitor:
         if runbook.dry_run or self.dry_run:
             plan = f"would {runbook.action.describe()}"
             self._step(key, runbook, "dry_run", plan, attempt=attempt)
-            self._release(service, zone)
+            self._release(service, zone, runbook)
             return
         outcome = runbook.action.run()
         if not outcome.ok:
             self._step(key, runbook, "failed", outcome.detail, attempt=attempt)
-            self._release(service, zone)
+            self._release(service, zone, runbook)
             return
         self._step(key, runbook, "acted", outcome.detail, attempt=attempt)
         self._pending[key] = _Pending(runbook, now + runbook.grace_s, attempt, service, zone)
@@ -300,7 +301,7 @@ class HostMonitor:
         ok, detail = verify()
         outcome = "succeeded" if ok else "failed"
         self._step(key, pending.runbook, outcome, detail, attempt=pending.attempt, verified=True)
-        self._release(pending.service, pending.zone)
+        self._release(pending.service, pending.zone, pending.runbook)
 
     def _verify_alert(self, rule: AlertRule, key: str) -> tuple[bool, str]:
         self.snapshot = self.sampler.snapshot()
@@ -310,8 +311,8 @@ class HostMonitor:
             return False, f"{rule.metric} is still {value} ({rule.op} {rule.value})"
         return True, f"{rule.metric} is {value} now"
 
-    def _release(self, service: str, zone: str) -> None:
-        if service and self.coordinator is not None:
+    def _release(self, service: str, zone: str, runbook: Runbook) -> None:
+        if service and runbook.lease and self.coordinator is not None:
             try:
                 self.coordinator.release(service, zone)
             except Exception as exc:  # the lease expires anyway
