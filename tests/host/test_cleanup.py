@@ -17,10 +17,10 @@ import pytest
 from garrison.core.errors import ConfigError
 from garrison.host import config
 from garrison.host.alerts import AlertRule
+from garrison.host.cleanup import Cleanup, refuse_protected
 from garrison.host.guard import Limits
 from garrison.host.metrics import Sampler
 from garrison.host.monitor import HostMonitor, Runbook
-from garrison.host.remediate import Cleanup, refuse_protected
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 
@@ -151,3 +151,64 @@ def test_garrison_data_and_database_dirs_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"alerts\[0\].*never touch"):
         config.load(health, protected=[data])
+
+
+@pytest.mark.parametrize("pattern", ["/e*/passwd", "/*/shadow", "/var/lib/garris?n/*", "app/*.log"])
+def test_wildcards_only_in_the_file_name(pattern: str) -> None:
+    with pytest.raises(ValueError, match="wildcards only in its file name"):
+        Cleanup(rotate=(pattern,))
+
+
+def test_database_data_found_above_or_beside(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pgdata"
+    (pgdata / "base").mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("15\n")
+    with pytest.raises(ValueError, match="database"):
+        Cleanup(clear=(str(pgdata / "base"),))
+    wal = tmp_path / "wal"  # initdb --waldir: segments and archive_status, no PG_VERSION
+    (wal / "archive_status").mkdir(parents=True)
+    (wal / "000000010000000000000001").write_bytes(b"\0" * 16)
+    with pytest.raises(ValueError, match="database"):
+        Cleanup(clear=(str(wal),))
+
+
+def test_links_are_never_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "junk.bin").write_bytes(b"x" * 1000)
+    (cache / "to-victim").symlink_to(victim)
+    (cache / "file-link").symlink_to(victim / "keep.txt")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").symlink_to(victim / "keep.txt")
+    outcome = Cleanup(rotate=(f"{logs}/*.log",), clear=(str(cache),)).run()
+    assert outcome.ok, outcome.detail
+    assert (victim / "keep.txt").read_text() == "precious\n"
+    assert not list(cache.iterdir()), "the links themselves are gone, their targets stay"
+    assert not list(logs.glob("*.gz"))
+    # The declared directory itself swapped for a link after it was declared: refused.
+    declared = Cleanup(clear=(str(cache),))
+    shutil.rmtree(cache)
+    cache.symlink_to(victim)
+    outcome = declared.run()
+    assert not outcome.ok
+    assert "symbolic link" in outcome.detail
+    assert (victim / "keep.txt").read_text() == "precious\n"
+
+
+def test_rotations_never_overwrite_each_other(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    cleanup = Cleanup(rotate=(str(log),), keep=5)
+    for n in range(3):
+        log.write_text(f"run {n}\n" * 100)
+        log.chmod(0o640)
+        assert cleanup.run().ok
+    rotated = sorted(tmp_path.glob("app.log.*.gz"))
+    assert len(rotated) == 3
+    assert [gzip.decompress(p.read_bytes()).decode().split("\n")[0] for p in rotated] == [
+        "run 0", "run 1", "run 2"
+    ]  # fmt: skip
+    assert {p.stat().st_mode & 0o777 for p in rotated} == {0o640}

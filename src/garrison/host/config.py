@@ -56,9 +56,10 @@ from garrison.host.checks import (
     TCPCheck,
     Verdict,
 )
+from garrison.host.cleanup import Cleanup
 from garrison.host.guard import Limits
 from garrison.host.monitor import Runbook, Service
-from garrison.host.remediate import Action, Cleanup, CommandAction, RestartProcess, SystemdAction
+from garrison.host.remediate import Action, CommandAction, RestartProcess, SystemdAction
 
 Text = str | float
 
