@@ -260,3 +260,70 @@ def test_without_the_control_plane(tmp_path: Path, lease: bool, expected: str) -
     assert _steps(events) == [expected]
     if expected == "deferred":
         assert "did not answer: connection refused" in events[-1][1]["detail"]
+
+
+def test_unreadable_state_holds_every_runbook_until_rearmed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "remediation.json").write_text("{not json")
+    marker = tmp_path / "acted"
+    failing = CommandCheck("down", ("/bin/false",), interval_s=0.0)
+    runbook = Runbook(CommandAction(("/usr/bin/touch", str(marker))), grace_s=60, lease=False)
+    monitor = HostMonitor(
+        [Service("api", "a", [(failing, Verdict(1, 1))], runbook)], (), state, metrics_every=3600
+    )
+    events = monitor.tick()
+    assert _steps(events) == ["breaker_open"]
+    held = next(e for _, e in events if e["class"] == "remediation_activity")
+    assert "garrison agent rearm all" in held["detail"]
+    assert not _steps(monitor.tick()), "said once"
+    assert not marker.exists()
+    assert list(state.glob("remediation.json.unreadable-*"))
+    request_rearm(state, "all", "alice")
+    assert _steps(monitor.tick()) == ["rearmed", "acted"]
+    assert marker.exists()
+
+
+def test_an_action_that_raises_is_a_failed_attempt(tmp_path: Path) -> None:
+    class _Broken:
+        kind = "command"
+
+        def describe(self) -> str:
+            return "explode"
+
+        def run(self) -> Any:
+            raise RuntimeError("boom")
+
+    failing = CommandCheck("down", ("/bin/false",), interval_s=0.0)
+    monitor = HostMonitor(
+        [Service("api", "a", [(failing, Verdict(1, 1))], Runbook(_Broken(), lease=False))],
+        (), tmp_path / "s", metrics_every=3600,
+    )  # fmt: skip
+    events = monitor.tick()
+    assert _steps(events) == ["failed"]
+    assert events[-1][1]["detail"] == "RuntimeError: boom"
+
+
+def test_one_budget_per_alert_rule_whatever_fires(tmp_path: Path) -> None:
+    from garrison.host.alerts import AlertRule  # noqa: PLC0415
+
+    class _TwoFullDisks:
+        def snapshot(self) -> dict[str, Any]:
+            return {"disks": [{"mount": "/a", "used_percent": 99.0},
+                              {"mount": "/b", "used_percent": 99.0}]}  # fmt: skip
+
+    rule = AlertRule(
+        "disk-high", "disk_used_percent", ">", 85,
+        remediation=Runbook(CommandAction(("/bin/false",)), Limits(budget=2, backoff_s=0)),
+    )  # fmt: skip
+    monitor = HostMonitor(
+        [],
+        (rule,),
+        tmp_path / "s",
+        metrics_every=0,
+        sampler=_TwoFullDisks(),  # type: ignore[arg-type]
+    )
+    steps: list[str] = []
+    for _ in range(6):
+        steps += _steps(monitor.tick())
+    assert steps == ["failed", "failed", "breaker_open"], "two attempts in all, not two a mount"

@@ -178,13 +178,13 @@ def rearm_cmd(
     agent reports it, and the collector audits it, with who asked)."""
     import getpass  # noqa: PLC0415
 
-    from garrison.host.guard import Guard  # noqa: PLC0415
+    from garrison.host.guard import Guard, matches  # noqa: PLC0415
     from garrison.host.monitor import request_rearm  # noqa: PLC0415
 
     settings = load_settings(data_dir)
     state = settings.data_path / "agent" / "health"
     open_now = Guard(state / "remediation.json").open_breakers()
-    matching = [k for k in open_now if subject in {k, k.split(":")[1]}]
+    matching = [k for k in open_now if matches(subject, k)]
     if not matching:
         shown = ", ".join(sorted(open_now)) or "none"
         raise UsageError(f"no open breaker for {subject!r} (open: {shown})")

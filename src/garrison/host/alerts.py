@@ -43,6 +43,11 @@ class AlertRule:
             raise ValueError(f"alert {self.name}: op is one of {' '.join(OPERATORS)}")
         if not 1 <= self.severity <= 10:
             raise ValueError(f"alert {self.name}: severity is 1 to 10, low, medium, high, critical")
+        if self.metric == SERVICE_METRIC and self.remediation is not None:
+            raise ValueError(
+                f"alert {self.name}: a service's runbook goes under the service (remediation:), "
+                "where it takes its zone's lease"
+            )
         if self.mount and self.metric not in DISK_METRICS:
             raise ValueError(f"alert {self.name}: mount applies to {' and '.join(DISK_METRICS)}")
 

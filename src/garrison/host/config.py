@@ -89,6 +89,7 @@ class _ProcessSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     start: list[str] | str
     cwd: str = ""
     log_file: str = ""
+    user: str = ""
 
 
 class _CleanupSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -210,7 +211,9 @@ def _action(spec: _RunbookSpec, protected: tuple[Path, ...]) -> Action:
     if spec.restart_process is not None:
         p = spec.restart_process
         given.append(
-            RestartProcess(p.match, _argv(p.start), cwd=p.cwd or None, log_file=p.log_file or None)
+            RestartProcess(
+                p.match, _argv(p.start), p.cwd or None, p.log_file or None, p.user or None
+            )
         )
     if spec.cleanup is not None:
         c = spec.cleanup

@@ -40,48 +40,39 @@ _DISK_GAUGES = (
 
 
 class _HealthCollector(Collector):
-    """The monitor's view: each service and check up or down, each alert firing."""
+    """The monitor's view as of its last round (`HostMonitor.published`): each service and
+    check up or down, each alert firing, each open breaker and pending verification."""
 
     def __init__(self, monitor: HostMonitor) -> None:
         self.monitor = monitor
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        services = GaugeMetricFamily(
-            "garrison_service_up",
-            "1 while every check of the service passes.",
-            labels=["service", "zone"],
-        )
-        checks = GaugeMetricFamily(
-            "garrison_check_up",
-            "1 while the check is past no failure threshold.",
-            labels=["service", "check"],
-        )
-        for service in list(self.monitor.services):
-            services.add_metric([service.name, service.zone], 1.0 if service.healthy else 0.0)
-            for check, verdict in service.checks:
-                checks.add_metric([service.name, check.name], 1.0 if verdict.healthy else 0.0)
-        firing = GaugeMetricFamily(
-            "garrison_alert_firing",
-            "1 for each alert firing now.",
-            labels=["rule", "instance", "severity"],
-        )
-        for rule, instance in self.monitor.alerting.firing():
-            firing.add_metric([rule.name, instance, f"{rule.severity:g}"], 1.0)
-        breakers = GaugeMetricFamily(
-            "garrison_remediation_breaker_open",
-            "1 while a runbook's circuit breaker is open.",
-            labels=["subject"],
-        )
-        for subject in self.monitor.guard.open_breakers():
-            breakers.add_metric([subject], 1.0)
-        verifying = GaugeMetricFamily(
-            "garrison_remediation_verifying",
-            "1 while a runbook acted and waits to verify its fix.",
-            labels=["subject"],
-        )
-        for subject in self.monitor.verifying():
-            verifying.add_metric([subject], 1.0)
-        yield from (services, checks, firing, breakers, verifying)
+        state = self.monitor.published
+        families = {
+            "services": GaugeMetricFamily(
+                "garrison_service_up", "1 while every check of the service passes.",
+                labels=["service", "zone"],
+            ),
+            "checks": GaugeMetricFamily(
+                "garrison_check_up", "1 while the check is past no failure threshold.",
+                labels=["service", "check"],
+            ),
+            "firing": GaugeMetricFamily(
+                "garrison_alert_firing", "1 for each alert firing now.",
+                labels=["rule", "instance", "severity"],
+            ),
+            "breakers": GaugeMetricFamily(
+                "garrison_remediation_breaker_open", "1 while a runbook's circuit breaker is open.",
+                labels=["subject"],
+            ),
+            "verifying": GaugeMetricFamily(
+                "garrison_remediation_verifying",
+                "1 while a runbook acted and waits to verify its fix.", labels=["subject"],
+            ),
+        }  # fmt: skip
+        for name, labels in state.gauges():
+            families[name].add_metric(list(labels[:-1]), labels[-1])
+        yield from families.values()
 
 
 class _HostCollector(Collector):

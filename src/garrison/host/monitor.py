@@ -32,9 +32,9 @@ from garrison.core.files import replace_private
 from garrison.host import METRICS_STREAM
 from garrison.host.alerts import Alerting, AlertRule
 from garrison.host.checks import Check, Result, Verdict
-from garrison.host.guard import Guard, Limits
+from garrison.host.guard import HELD_ALL, Guard, Limits, matches
 from garrison.host.metrics import Sampler
-from garrison.host.remediate import Action, reap
+from garrison.host.remediate import COMMAND_TIMEOUT, Action, Outcome, reap
 
 log = logging.getLogger("garrison.agent")
 
@@ -83,6 +83,28 @@ class Service:
                 for c, v in self.checks
             },
         }
+
+
+@dataclass(frozen=True)
+class Published:
+    """The monitor's state after its last round, for other threads (``/metrics``): replaced
+    whole, never changed, so a reader never sees it half-updated."""
+
+    services: tuple[tuple[str, str, bool, tuple[tuple[str, bool], ...]], ...] = ()
+    firing: tuple[tuple[str, str, float], ...] = ()
+    breakers: tuple[str, ...] = ()
+    verifying: tuple[str, ...] = ()
+
+    def gauges(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """(family, (labels..., value)) of every gauge."""
+        found: list[tuple[str, tuple[Any, ...]]] = []
+        for name, zone, healthy, checks in self.services:
+            found.append(("services", (name, zone, float(healthy))))
+            found += [("checks", (name, check, float(ok))) for check, ok in checks]
+        found += [("firing", (rule, where, f"{sev:g}", 1.0)) for rule, where, sev in self.firing]
+        found += [("breakers", (subject, 1.0)) for subject in self.breakers]
+        found += [("verifying", (subject, 1.0)) for subject in self.verifying]
+        return found
 
 
 class Coordinator(Protocol):
@@ -151,10 +173,20 @@ class HostMonitor:
         self._pending: dict[str, _Pending] = {}
         self._deferred: dict[str, str] = {}
         self._events: list[tuple[str, dict[str, Any]]] = []
+        self._held_said = False
+        self.published = Published()
+        self._publish()
 
-    def verifying(self) -> list[str]:
-        """The subjects acted on and waiting for their verification (read from any thread)."""
-        return list(self._pending.copy())
+    def _publish(self) -> None:
+        self.published = Published(
+            tuple(
+                (s.name, s.zone, s.healthy, tuple((c.name, v.healthy) for c, v in s.checks))
+                for s in self.services
+            ),
+            tuple((r.name, i, r.severity) for r, i in self.alerting.firing()),
+            tuple(self.guard.open_breakers()),
+            tuple(self._pending),
+        )
 
     # -- one round ------------------------------------------------------------------------
 
@@ -163,6 +195,7 @@ class HostMonitor:
         now = self.clock()
         reap()
         self._rearm_requested()
+        self._say_held()
         for service in self.services:
             self._check(service, now)
         if now >= self._next_metrics or not self.snapshot:
@@ -172,6 +205,7 @@ class HostMonitor:
         for change in self.alerting.evaluate(self._with_services(self.snapshot), now):
             self._emit(SYSTEM, {"class": "host_alert", "message": _alert_text(change), **change})
         self._remediate_all(now)
+        self._publish()
         events, self._events = self._events, []
         return events
 
@@ -223,8 +257,8 @@ class HostMonitor:
         for key, rule in firing.items():
             if key in self._pending:
                 self._verify(key, now, functools.partial(self._verify_alert, rule, key))
-            else:
-                self._attempt(key, rule.remediation, now)
+            else:  # one budget, backoff and breaker per rule, whatever mount or instance fires
+                self._attempt(key, rule.remediation, now, guard_key=f"alert:{rule.name}")
         for key in [k for k in self._pending if k.startswith("alert:") and k not in firing]:
             self._verify(key, now, lambda: (True, "the alert resolved"))
 
@@ -254,22 +288,29 @@ class HostMonitor:
         )
 
     def _attempt(
-        self, key: str, runbook: Runbook, now: float, service: str = "", zone: str = ""
+        self,
+        key: str,
+        runbook: Runbook,
+        now: float,
+        service: str = "",
+        zone: str = "",
+        *,
+        guard_key: str = "",
     ) -> None:
-        limits = runbook.limits
-        if self.guard.is_open(key) or self.guard.wait(key, limits, now) > 0:
+        limits, guarded = runbook.limits, guard_key or key
+        if self.guard.is_open(guarded) or self.guard.wait(guarded, limits, now) > 0:
             return
-        if self.guard.spent(key, limits, now):
-            self.guard.trip(key, now)
+        if self.guard.spent(guarded, limits, now):
+            self.guard.trip(guarded, now)
             self._step(
-                key, runbook, "breaker_open",
+                guarded, runbook, "breaker_open",
                 f"{limits.budget} attempts within {limits.window_s:.0f} s did not fix it; "
-                f"no more until re-armed (garrison agent rearm {key.split(':')[1]})",
+                f"no more until re-armed (garrison agent rearm {guarded.split(':')[1]})",
             )  # fmt: skip
             return
         if service and runbook.lease and self.coordinator is not None:
             try:
-                granted, why = self.coordinator.acquire(service, zone, runbook.grace_s + 120)
+                granted, why = self.coordinator.acquire(service, zone, _lease_seconds(runbook))
             except Exception as exc:  # any failure to ask is a refusal
                 granted, why = False, f"the control plane did not answer: {exc}"
             if not granted:
@@ -278,20 +319,25 @@ class HostMonitor:
                 self._deferred[key] = why
                 return
         self._deferred.pop(key, None)
-        self.guard.record(key, limits, now)
-        attempt = len(self.guard.recent(key, limits, now))
+        self.guard.record(guarded, limits, now)
+        attempt = len(self.guard.recent(guarded, limits, now))
         if runbook.dry_run or self.dry_run:
             plan = f"would {runbook.action.describe()}"
             self._step(key, runbook, "dry_run", plan, attempt=attempt)
             self._release(service, zone, runbook)
             return
-        outcome = runbook.action.run()
+        try:
+            outcome = runbook.action.run()
+        except Exception as exc:  # an action that raises is a failed attempt, on the record
+            log.exception("agent: remediation of %s raised", key)
+            outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         if not outcome.ok:
             self._step(key, runbook, "failed", outcome.detail, attempt=attempt)
             self._release(service, zone, runbook)
             return
         self._step(key, runbook, "acted", outcome.detail, attempt=attempt)
-        self._pending[key] = _Pending(runbook, now + runbook.grace_s, attempt, service, zone)
+        verify_at = self.clock() + runbook.grace_s  # the grace counts from the action's end
+        self._pending[key] = _Pending(runbook, verify_at, attempt, service, zone)
 
     def _verify(self, key: str, now: float, verify: Callable[[], tuple[bool, str]]) -> None:
         pending = self._pending[key]
@@ -318,6 +364,26 @@ class HostMonitor:
             except Exception as exc:  # the lease expires anyway
                 log.warning("agent: cannot release the lease of %s: %s", service, exc)
 
+    def _say_held(self) -> None:
+        """Once: every runbook is held, the state having been unreadable (a finding)."""
+        held = HELD_ALL in self.guard.open_breakers()
+        if held and not self._held_said:
+            self._emit(
+                SYSTEM,
+                {
+                    "class": "remediation_activity",
+                    "message": "remediation held: the state was unreadable",
+                    "subject": HELD_ALL,
+                    "kind": "all",
+                    "name": "all",
+                    "plan": "every runbook",
+                    "outcome": "breaker_open",
+                    "detail": "the remediation state file was unreadable (set aside): every "
+                    "runbook is held until `garrison agent rearm all`",
+                },
+            )
+        self._held_said = held
+
     def _rearm_requested(self) -> None:
         folder = self.state / "rearm"
         if not folder.is_dir():
@@ -330,7 +396,7 @@ class HostMonitor:
                 path.unlink(missing_ok=True)
                 continue
             for key in list(self.guard.open_breakers()):
-                if asked.subject in {key, key.split(":")[1]}:
+                if matches(asked.subject, key):
                     self.guard.rearm(key)
                     self._emit(
                         SYSTEM,
@@ -339,13 +405,18 @@ class HostMonitor:
                             "message": f"remediation rearmed: {key}",
                             "subject": key,
                             "kind": key.split(":", 1)[0],
-                            "name": key.split(":")[1],
+                            "name": key.split(":")[1] if ":" in key else "all",
                             "outcome": "rearmed",
                             "detail": f"re-armed by {asked.by}",
                             "rearmed_by": asked.by,
                         },
                     )
             path.unlink(missing_ok=True)
+
+
+def _lease_seconds(runbook: Runbook) -> float:
+    """Long enough for the action, its grace and the verification's checks."""
+    return COMMAND_TIMEOUT + runbook.grace_s + 60.0
 
 
 def _verify_service(service: Service) -> tuple[bool, str]:

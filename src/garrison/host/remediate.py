@@ -80,17 +80,25 @@ class SystemdAction:
 @dataclass(frozen=True)
 class RestartProcess:
     """Stop the processes whose command line contains `match` (SIGTERM, SIGKILL after
-    `stop_timeout_s`), then start `start` detached, in its own session, as the agent's user."""
+    `stop_timeout_s`), then start `start` detached, in its own session, as `user` (by default
+    the agent's), its output appended to `log_file`. Make `match` specific: every process
+    whose command line holds it is stopped."""
 
     match: str
     start: tuple[str, ...]
     cwd: str | None = None
     log_file: str | None = None
+    user: str | None = None
     stop_timeout_s: float = 10.0
     kind: str = "restart_process"
 
+    def __post_init__(self) -> None:
+        if len(self.match.strip()) < 3 or not self.start:
+            raise ValueError("restart_process needs a specific match and a start command")
+
     def describe(self) -> str:
-        return f"restart the process matching {self.match!r} with {' '.join(self.start)}"
+        who = f" as {self.user}" if self.user else ""
+        return f"restart the process matching {self.match!r} with {' '.join(self.start)}{who}"
 
     def matching(self) -> list[psutil.Process]:
         """The running processes this restart would stop (never the agent itself)."""
@@ -101,9 +109,7 @@ class RestartProcess:
                 found.append(proc)
         return found
 
-    def run(self) -> Outcome:
-        reap()
-        stopped = self.matching()
+    def _stop(self, stopped: list[psutil.Process]) -> None:
         for proc in stopped:
             try:
                 proc.terminate()
@@ -115,8 +121,16 @@ class RestartProcess:
                 proc.kill()
             except psutil.Error:
                 continue
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+
+    def run(self) -> Outcome:
+        reap()
+        try:  # before anything is stopped: a log that cannot be opened stops nothing
+            out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        except OSError as exc:
+            return Outcome(False, f"cannot open {self.log_file}: {exc.strerror or exc}")
         try:
+            stopped = self.matching()
+            self._stop(stopped)
             child = subprocess.Popen(  # noqa: S603  # nosec B603  # declared argv, no shell
                 list(self.start),
                 cwd=self.cwd,
@@ -124,9 +138,12 @@ class RestartProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                user=self.user,
             )
-        except OSError as exc:
-            return Outcome(False, f"cannot start {self.start[0]}: {exc.strerror or exc}")
+        except (OSError, ValueError, KeyError) as exc:
+            return Outcome(
+                False, f"cannot start {self.start[0]}: {getattr(exc, 'strerror', None) or exc}"
+            )
         finally:
             if not isinstance(out, int):
                 out.close()
