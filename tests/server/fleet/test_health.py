@@ -164,3 +164,65 @@ def test_silent_agent(store: Store, tmp_path: Path) -> None:
     (finding,) = Finding.objects.all()
     assert finding.type == "Health:Host/AgentSilent"
     assert finding.host == "quiet-1"
+
+
+@pytest.mark.django_db
+def test_bad_records_are_skipped_alone(store: Store, tmp_path: Path) -> None:
+    step = {"class": "remediation_activity", "host": "web-1", "subject": "service:web",
+            "outcome": "acted", "time": _iso(T0)}  # fmt: skip
+    store.append(
+        "system",
+        [
+            {"class": "host_alert", "host": "web-1", "time": _iso(T0), "since": 1e20,
+             "state": "firing", "rule": "r", "severity": 5},
+            {**step, "attempt": -1, "detail": "nul \x00 inside"},
+            {"class": "host_alert", "host": "web-1", "time": _iso(T0), "since": T0.timestamp(),
+             "state": "sideways", "rule": "r", "severity": 5},
+            {**step, "attempt": 2, "outcome": "succeeded"},
+        ],
+    )  # fmt: skip
+    store.append(
+        "metrics",
+        [_snapshot("web-1", T0, 1) | {"services": [{"name": "api", "zone": "a", "healthy": True,
+                                                     "checks": ["not", "a", "dict"]}]}],
+    )  # fmt: skip
+    monitor = _monitor(store, tmp_path)
+    monitor.step(now=T0 + dt.timedelta(minutes=1))
+    assert list(RemediationRecord.objects.order_by("ref").values_list("attempt", "outcome")) == [
+        (None, "acted"), (2, "succeeded")
+    ]  # fmt: skip
+    assert "\x00" not in RemediationRecord.objects.get(outcome="acted").detail
+    assert not AlertRecord.objects.exists()
+    assert ServiceInstance.objects.get(service="api").checks == {}
+    assert monitor.state.offsets == {"metrics": 1, "system": 4}
+
+
+@pytest.mark.django_db
+def test_instances_follow_the_health_files_and_the_fleet(store: Store, tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    store.append("metrics", [_snapshot("api-1", now, 1, api=True, cron=True)])
+    monitor = _monitor(store, tmp_path)
+    monitor.step(now=now)
+    assert set(ServiceInstance.objects.values_list("service", flat=True)) == {"api", "cron"}
+    store.append("metrics", [_snapshot("api-1", now, 1, api=True)])  # cron taken out
+    monitor.step(now=now)
+    assert list(ServiceInstance.objects.values_list("service", flat=True)) == ["api"]
+    Host.objects.create(name="api-1", zone="zone-a", joined_at=now, revoked_at=now)
+    monitor.step(now=now)
+    assert not ServiceInstance.objects.exists(), "a revoked host's instances go"
+
+
+@pytest.mark.django_db
+def test_no_judgement_while_catching_up(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from garrison.server.fleet import health  # noqa: PLC0415
+
+    monkeypatch.setattr(health, "BATCH", 2)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    store.append("metrics", [_snapshot("api-1", old, 1, api=True) for _ in range(3)])
+    monitor = _monitor(store, tmp_path)
+    monitor.step(now=dt.datetime.now(dt.UTC))  # 2 of 3 read: behind, stale states not judged
+    assert not Finding.objects.exists()
+    monitor.step(now=dt.datetime.now(dt.UTC))  # caught up: judged
+    assert Finding.objects.filter(type="Availability:Service/SingleZone").exists()

@@ -26,14 +26,14 @@ def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
     """Without NUL characters, which PostgreSQL refuses in text and JSON (a URL may hold %00)."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
+        return {clean(k): clean(v) for k, v in value.items()}
     return value
 
 
@@ -45,7 +45,7 @@ class DatabaseSink:
         findings that are not suppressed (what is announced)."""
         created_ids = []
         with transaction.atomic():
-            for f in map(_clean, findings):
+            for f in map(clean, findings):
                 row, created = Finding.objects.update_or_create(
                     finding_id=f["id"],
                     defaults={

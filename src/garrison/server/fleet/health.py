@@ -23,18 +23,19 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 
 from garrison.core.files import replace_private
 from garrison.detect.notify import Notifier
 from garrison.detect.rules import severity_label
 from garrison.logstore.store import Store
-from garrison.server.findings.sink import DatabaseSink
+from garrison.server.findings.sink import DatabaseSink, clean
 from garrison.server.fleet import queries
 from garrison.server.fleet.models import (
     AlertRecord,
@@ -89,6 +90,11 @@ def series(snapshot: dict[str, Any]) -> dict[str, float]:
         found["disk_used_percent"] = max(float(d.get("used_percent") or 0) for d in disks)
         found["inodes_used_percent"] = max(float(d.get("inodes_used_percent") or 0) for d in disks)
     return found
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative attempt number, or None."""
+    return value if isinstance(value, int) and 0 <= value < 2**31 else None
 
 
 def _finding_id(*parts: str) -> str:
@@ -155,23 +161,31 @@ class FleetMonitor:
     # -- reading -------------------------------------------------------------------------
 
     def step(self, now: dt.datetime | None = None) -> int:
-        """Read the next records, write what they say, and maintain every 10 s; how many."""
+        """Read the next records, write what they say, and maintain every 10 s; how many.
+
+        The positions move only once the records' writes are committed; a record that cannot
+        be written (malformed, out of range) is skipped alone, logged, inside its savepoint.
+        While a stream is behind (a full batch read), zones and silent agents are not judged:
+        the instances' states are still those of the past."""
         read = 0
+        behind = False
         findings: list[dict[str, Any]] = []
         names = set(self.store.stream_names())
+        offsets = dict(self.state.offsets)
         with transaction.atomic():
             for name in STREAMS:
                 if name not in names:
                     continue
-                offset = self.state.offsets.get(name, 0)
-                records = self.store.stream(name).read(offset, BATCH)
+                records = self.store.stream(name).read(offsets.get(name, 0), BATCH)
                 for record in records:
-                    findings += self._record(_decode(record.payload), f"{name}:{record.offset}")
+                    findings += self._record(record.payload, f"{name}:{record.offset}")
                 if records:
-                    self.state.offsets[name] = records[-1].offset + 1
+                    offsets[name] = records[-1].offset + 1
                     read += len(records)
+                    behind = behind or len(records) == BATCH
+        self.state.offsets = offsets
         if time.monotonic() - self._maintained >= MAINTAIN_SECONDS or now is not None:
-            findings += self.maintain(now or dt.datetime.now(dt.UTC))
+            findings += self.maintain(now or dt.datetime.now(dt.UTC), judge=not behind)
             self._maintained = time.monotonic()
         if findings:
             self._announce(findings)
@@ -191,22 +205,29 @@ class FleetMonitor:
         """Make the positions and episodes durable (after the database)."""
         replace_private(self.state_path, msgspec.json.encode(self.state))
 
-    def _record(self, event: dict[str, Any], ref: str) -> list[dict[str, Any]]:
+    def _record(self, payload: bytes, ref: str) -> list[dict[str, Any]]:
+        try:
+            event = clean(_decode(payload))
+        except msgspec.DecodeError as exc:
+            log.error("monitor: %s is not JSON (%s); skipped", ref, exc)
+            return []
         kind, host = event.get("class"), str(event.get("host", ""))
-        if not host:
+        handlers: dict[str, Callable[[str, dict[str, Any], str], list[dict[str, Any]]]] = {
+            "host_metrics": self._metrics,
+            "host_alert": self._alert,
+            "remediation_activity": self._remediation,
+        }
+        handler = handlers.get(str(kind))
+        if not host or handler is None:
             return []
         try:
-            if kind == "host_metrics":
-                self._metrics(host, event)
-            elif kind == "host_alert":
-                return self._alert(host, event, ref)
-            elif kind == "remediation_activity":
-                return self._remediation(host, event, ref)
-        except (KeyError, TypeError, ValueError) as exc:
+            with transaction.atomic():  # a savepoint: a record that fails is undone alone
+                return handler(host, event, ref)
+        except (KeyError, TypeError, ValueError, ArithmeticError, DatabaseError) as exc:
             log.error("monitor: %s is not a well-formed %s record (%s); skipped", ref, kind, exc)
         return []
 
-    def _metrics(self, host: str, event: dict[str, Any]) -> None:
+    def _metrics(self, host: str, event: dict[str, Any], ref: str) -> list[dict[str, Any]]:
         at = _moment(event["time"])
         point = _floor(at, RAW_STEP)
         MetricPoint.objects.update_or_create(
@@ -214,22 +235,32 @@ class FleetMonitor:
         )
         if point.timestamp() < self.state.rolled_until:
             self._dirty_buckets.add((host, _floor(point, ROLLUP_STEP)))
-        for service in event.get("services", ()):
-            previous = ServiceInstance.objects.filter(host=host, service=service["name"]).first()
-            changed = at if previous is None or previous.healthy != service["healthy"] else None
+        reported = [s for s in event.get("services", ()) if isinstance(s, dict)]
+        for service in reported:
+            name = str(service["name"])[:200]
+            previous = ServiceInstance.objects.filter(host=host, service=name).first()
+            healthy = service["healthy"] is True
+            changed = at if previous is None or previous.healthy != healthy else None
+            checks = service.get("checks")
             ServiceInstance.objects.update_or_create(
                 host=host,
-                service=str(service["name"])[:200],
+                service=name,
                 defaults={
                     "zone": str(service.get("zone", ""))[:32],
-                    "healthy": bool(service["healthy"]),
-                    "checks": service.get("checks", {}),
+                    "healthy": healthy,
+                    "checks": checks if isinstance(checks, dict) else {},
                     "reported_at": at,
                     **({"changed_at": changed} if changed else {}),
                 },
             )
+        # A service gone from the host's health file is no longer one of its instances.
+        names = [str(s["name"])[:200] for s in reported]
+        ServiceInstance.objects.filter(host=host).exclude(service__in=names).delete()
+        return []
 
     def _alert(self, host: str, event: dict[str, Any], ref: str) -> list[dict[str, Any]]:
+        if event["state"] not in {"firing", "resolved"}:
+            raise ValueError(f"state {event['state']!r}")
         started = _moment(event["since"])
         instance = str(event.get("instance", ""))[:500]
         record, _ = AlertRecord.objects.update_or_create(
@@ -276,7 +307,7 @@ class FleetMonitor:
                 "plan": str(event.get("plan", "")),
                 "outcome": outcome[:20],
                 "detail": str(event.get("detail", "")),
-                "attempt": event.get("attempt"),
+                "attempt": _count(event.get("attempt")),
                 "dry_run": bool(event.get("dry_run")),
                 "at": _moment(event["time"]),
             },
@@ -305,13 +336,15 @@ class FleetMonitor:
 
     # -- maintenance ---------------------------------------------------------------------
 
-    def maintain(self, now: dt.datetime) -> list[dict[str, Any]]:
-        """Roll up, expire, and judge zones and silent agents; the findings that holds."""
+    def maintain(self, now: dt.datetime, *, judge: bool = True) -> list[dict[str, Any]]:
+        """Roll up, expire, and (when `judge`) judge zones and silent agents; the findings."""
         with transaction.atomic():
             self._roll_up(now)
             MetricPoint.objects.filter(step=RAW_STEP, at__lt=now - RAW_KEEP).delete()
             MetricPoint.objects.filter(step=ROLLUP_STEP, at__lt=now - ROLLUP_KEEP).delete()
-        return self._zones(now) + self._silent(now)
+            revoked = Host.objects.filter(revoked_at__isnull=False).values_list("name", flat=True)
+            ServiceInstance.objects.filter(host__in=list(revoked)).delete()
+        return self._zones(now) + self._silent(now) if judge else []
 
     def _roll_up(self, now: dt.datetime) -> None:
         until = _floor(now, ROLLUP_STEP)
