@@ -361,3 +361,22 @@ def test_health_reported_remediated_under_a_lease_and_audited(rig: Rig) -> None:
     assert ("agent.remediation.succeeded", "web-1") in audit
     leases = next(e for e in events("audit") if e["action"] == "collector.leases.post")
     assert leases["request_parameters"]["granted"] == "true"
+
+
+def test_refused_monitor_batches_never_block_the_logs(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collector that takes no metrics stream (an older one): the monitor's batches are
+    dropped, said, and the logs still flow."""
+    from garrison.host.monitor import HostMonitor  # noqa: PLC0415
+    from garrison.pipeline import collector as collector_module  # noqa: PLC0415
+
+    monkeypatch.setattr(collector_module, "STREAMS", collector_module.STREAMS - {"metrics"})
+    monitor = HostMonitor([], (), rig.state / "health")
+    agent = Agent(rig.state, rig.url, [Source(rig.log, "jsonl", "app")], monitor=monitor)
+    agent.outbox.put(monitor.tick())
+    _append(rig.log, range(10))
+    agent.step()
+    assert rig.stored() == list(range(10))
+    assert agent.outbox.spool.count == 0, "the refused batch is not kept for ever"
+    agent.close()

@@ -231,13 +231,22 @@ class _Outbox:
                 self.spool.put(batch_id, encode_batch(self.compress, batch_id, stream, batch))
 
     def ship(self, shipper: Shipper) -> int:
+        """Deliver spooled batches; one the collector refuses as it is (a 4xx: an older
+        collector without the metrics stream, say) is dropped, said, and never blocks the rest."""
         sent = 0
         while True:
             with self.lock:
                 item = self.spool.peek()
             if item is None:
                 return sent
-            shipper.send(item[1])
+            try:
+                shipper.send(item[1])
+            except ShipError as exc:
+                if not exc.refused:
+                    raise
+                log.error(
+                    "agent: the collector refuses monitor batch %s: %s; dropped", item[0], exc
+                )
             with self.lock:
                 self.spool.ack(item[0])
             sent += 1
@@ -389,8 +398,8 @@ class Agent:
                     self.shipper.encode_batch(batch_id, "system", self.pending_alerts)
                 )
                 self.pending_alerts = []
-            sent = self.outbox.ship(self.shipper)
-            sent += sum(f.ship(self.shipper) for f in self.followers)
+            sent = sum(f.ship(self.shipper) for f in self.followers)
+            sent += self.outbox.ship(self.shipper)
             if time.monotonic() - self._last_contact > HEARTBEAT_SECONDS:
                 self.shipper.request("GET", "/v1/health")  # a quiet host is not a silent one
             self._last_contact = time.monotonic()
@@ -414,8 +423,10 @@ class Agent:
     def run(self, stop: threading.Event, idle: float = 0.5) -> None:
         """Loop until `stop` is set; back off (doubling, jittered, up to 30 s) while the
         collector is down, reading on into the spool meanwhile."""
+        watcher = None
         if self.monitor is not None:
-            threading.Thread(target=self.watch, args=(stop,), name="monitor", daemon=True).start()
+            watcher = threading.Thread(target=self.watch, args=(stop,), name="monitor", daemon=True)
+            watcher.start()
         backoff = idle
         while not stop.is_set():
             read, sent = self.step()
@@ -427,6 +438,8 @@ class Agent:
                 wait = jittered(backoff)
             if not read:
                 stop.wait(wait)
+        if watcher is not None:  # a restart under way finishes before the agent goes
+            watcher.join(timeout=60)
 
     def close(self) -> None:
         """Release files and the connection."""

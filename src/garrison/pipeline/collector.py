@@ -650,7 +650,10 @@ class Collector:
         if path.endswith("/release"):
             self.leases.release(asked.service, asked.zone, peer.host)
             return {"released": True}, parameters
-        granted, reason = self.leases.acquire(asked.service, asked.zone, peer.host, asked.ttl_s)
+        try:
+            granted, reason = self.leases.acquire(asked.service, asked.zone, peer.host, asked.ttl_s)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
         return {"granted": granted, "reason": reason}, parameters | {
             "granted": str(granted).lower(),
             "reason": reason,
@@ -667,7 +670,7 @@ class Collector:
             AuditTrail(self.store).record(
                 AuditEvent(
                     event_id=new_id(),
-                    time=str(event.get("time") or now_iso()),
+                    time=now_iso(),  # the collector's clock; the host's is a parameter
                     actor=Actor("host", name=peer.host),
                     action=f"agent.remediation.{outcome}",
                     outcome="error" if outcome in {"failed", "breaker_open"} else "success",
@@ -677,7 +680,8 @@ class Collector:
                         k: str(event[k])[:500]
                         for k in ("action", "plan", "detail", "attempt", "dry_run", "rearmed_by")
                         if k in event
-                    },
+                    }
+                    | {"reported_time": str(event.get("time", ""))[:40]},
                     status=200,
                 )
             )
@@ -701,6 +705,8 @@ class Collector:
         stored = False
         try:
             events = [{**event, "host": peer.host, "_batch": key} for event in batch.events]
+            if batch.stream == "system":  # first: a retried batch is a duplicate, not audited
+                self._audit_remediation(peer, events)
             offsets = self.store.append(batch.stream, events)  # one Stream.append
             stored = True
         except OSError as exc:
@@ -708,8 +714,6 @@ class Collector:
         finally:
             self.recent.release(key, stored=stored)
         self.activity.record(peer.host, batch.stream, len(offsets))
-        if batch.stream == "system":
-            self._audit_remediation(peer, events)
         return {"batch_id": batch.batch_id, "stored": len(offsets), "first_offset": offsets[0]}
 
 

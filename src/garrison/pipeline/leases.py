@@ -3,8 +3,9 @@ remediated, no other zone's may be.
 
 An agent asks for a lease on its (service, zone) before acting and gives it back after its
 verification; a lease expires on its own after its time, so an agent that dies holding one
-blocks the other zones for minutes at most. Several hosts of the same zone may hold leases at
-once. Leases live in the collector's memory: after a collector restart the zones start free.
+blocks the other zones for 15 minutes at most (`MAX_TTL_S`). Several hosts of the same zone
+may hold leases at once. Leases live in the collector's memory: after a collector restart
+the zones start free.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-MAX_TTL_S = 3600.0
+MAX_TTL_S = 900.0
+MAX_NAME = 200
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Leases:
     def acquire(self, service: str, zone: str, host: str, ttl_s: float) -> tuple[bool, str]:
         """Grant `host` a lease for its instance of `service` in `zone`, unless another zone
         of the service holds one; (granted, why not)."""
+        if not 0 < len(service) <= MAX_NAME or not 0 < len(zone) <= MAX_NAME:
+            raise ValueError(f"service and zone are 1 to {MAX_NAME} characters")
         now = self.clock()
         with self._lock:
             self._held = {k: until for k, until in self._held.items() if until > now}

@@ -22,7 +22,17 @@ _RNG = random.Random()  # noqa: S311  # nosec B311  # jitter, not cryptography
 
 
 class ShipError(StoreError):
-    """The collector did not take a batch (unreachable, refusing, or overloaded)."""
+    """The collector did not take a batch (unreachable, refusing, or overloaded); `status` is
+    its HTTP answer (0 when it could not be reached)."""
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def refused(self) -> bool:
+        """The collector will never take this request as it is (a 4xx but 408 and 429)."""
+        return 400 <= self.status < 500 and self.status not in {408, 429}
 
 
 def encode_batch(
@@ -94,7 +104,10 @@ class Shipper:
         if response.status != 200:
             error = parsed.get("error", {})
             message = error.get("message") if isinstance(error, dict) else None
-            raise ShipError(f"collector answered {response.status}: {message or data[:200]!r}")
+            raise ShipError(
+                f"collector answered {response.status}: {message or data[:200]!r}",
+                status=response.status,
+            )
         return parsed
 
     def _exchange(
