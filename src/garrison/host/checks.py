@@ -23,6 +23,7 @@ from typing import Final, Protocol
 
 import psutil
 
+from garrison.core.redact import redact_url
 from garrison.core.urls import https_or_loopback
 
 SYSTEMCTL: Final = shutil.which("systemctl") or "/usr/bin/systemctl"
@@ -91,7 +92,14 @@ class HTTPCheck:
 
     def __post_init__(self) -> None:
         if not https_or_loopback(self.url):
-            raise ValueError(f"{self.url!r}: health checks use https://, or http:// to loopback")
+            raise ValueError(
+                f"{redact_url(self.url)!r}: health checks use https://, or http:// to loopback"
+            )
+
+    @property
+    def shown(self) -> str:
+        """The URL as results say it (without its password)."""
+        return redact_url(self.url)
 
     def run(self) -> Result:
         began = time.monotonic()
@@ -104,18 +112,18 @@ class HTTPCheck:
             exc.close()
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            return _timed(began, False, f"{self.url}: {reason}")
-        result = _timed(began, True, f"{self.url}: {code}")
+            return _timed(began, False, f"{self.shown}: {reason}")
+        result = _timed(began, True, f"{self.shown}: {code}")
         if code != self.status:
-            return Result(False, f"{self.url}: status {code}, not {self.status}", result.seconds)
+            return Result(False, f"{self.shown}: status {code}, not {self.status}", result.seconds)
         if self.body_contains and self.body_contains.encode() not in body:
             return Result(
-                False, f"{self.url}: the body lacks {self.body_contains!r}", result.seconds
+                False, f"{self.shown}: the body lacks {self.body_contains!r}", result.seconds
             )
         if self.max_seconds is not None and result.seconds > self.max_seconds:
             return Result(
                 False,
-                f"{self.url}: {result.seconds:.3f} s, over {self.max_seconds} s",
+                f"{self.shown}: {result.seconds:.3f} s, over {self.max_seconds} s",
                 result.seconds,
             )
         return result

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import msgspec
 
 from garrison.core.files import replace_private
+from garrison.core.redact import redact
 from garrison.host import METRICS_STREAM
 from garrison.host.alerts import Alerting, AlertRule
 from garrison.host.checks import Check, Result, Verdict
@@ -78,7 +79,9 @@ class Service:
             "checks": {
                 c.name: {
                     "healthy": v.healthy,
-                    "detail": self.last[c.name].detail if c.name in self.last else "not run yet",
+                    "detail": redact(self.last[c.name].detail)
+                    if c.name in self.last
+                    else "not run yet",
                 }
                 for c, v in self.checks
             },
@@ -236,7 +239,7 @@ class HostMonitor:
                         "healthy": verdict.healthy,
                         "service_healthy": service.healthy,
                         "was_healthy": was,
-                        "detail": result.detail,
+                        "detail": redact(result.detail),
                     },
                 )
 
@@ -277,9 +280,9 @@ class HostMonitor:
                 "name": subject,
                 "instance": instance,
                 "action": runbook.action.kind,
-                "plan": runbook.action.describe(),
+                "plan": redact(runbook.action.describe()),
                 "outcome": outcome,
-                "detail": detail,
+                "detail": redact(detail),
                 "dry_run": runbook.dry_run or self.dry_run,
                 "budget": runbook.limits.budget,
                 "window_s": runbook.limits.window_s,
