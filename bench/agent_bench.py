@@ -13,8 +13,11 @@ its /metrics on a free loopback port). It measures the agent process (and any ch
   50 ms for LOAD_SECONDS; CPU and RSS as above, then how many events reached the store (waiting
   up to 30 s after the writer stops for all of them).
 
-/metrics is scraped once in each phase (its cost is part of what is measured). Targets: idle
-CPU < 2% of a core, RSS < 100 MB. Everything runs on loopback; the work dir is removed at the end.
+/metrics is scraped every 10 s in each phase, as a Prometheus would (its cost is part of what is
+measured). Targets: idle CPU < 2% of a core, RSS < 100 MB. The peer, Debian's
+prometheus-node-exporter when it is installed, is measured idle the same way (it only serves
+metrics: no logs, checks, alerts or shipping). Everything runs on loopback; the work dir is
+removed at the end.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ MIB = 1024 * 1024
 CPU_TARGET = 2.0  # % of one core, idle
 RSS_TARGET = 100 * 1000 * 1000  # bytes
 GARRISON = Path(sys.executable).with_name("garrison")
+NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
+SCRAPE_SECONDS = 10.0
 
 
 @dataclass
@@ -136,21 +141,22 @@ def stored(store: Store) -> int:
 
 
 def measure(phase: Phase, proc: psutil.Process, seconds: float, metrics_url: str) -> None:
-    """CPU over `seconds`, RSS every second, one scrape of /metrics halfway."""
+    """CPU over `seconds`, RSS every second, /metrics scraped every `SCRAPE_SECONDS` (as a
+    Prometheus would)."""
     began = time.monotonic()
     cpu0 = cpu_seconds(proc)
-    scraped = False
+    next_scrape = began
     tick = began
     while True:
         now = time.monotonic()
         if now - began >= seconds:
             break
         if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
-            raise RuntimeError("the agent exited during the measurement")
+            raise RuntimeError(f"{phase.name} exited during the measurement")
         phase.rss.append(rss_bytes(proc))
-        if not scraped and now - began >= seconds / 2:
+        if now >= next_scrape:
             phase.metrics_status = scrape(metrics_url)
-            scraped = True
+            next_scrape += SCRAPE_SECONDS
         tick += 1.0
         time.sleep(max(0.0, min(tick, began + seconds) - time.monotonic()))
     phase.cpu_seconds = cpu_seconds(proc) - cpu0
@@ -267,7 +273,7 @@ def report(phases: list[Phase], rate: int, drain: str, cores: int) -> None:
     """The result table, the targets and the machine."""
     print()
     print(
-        f"{'phase':<6} {'secs':>5} {'CPU % core':>10} {'RSS med MiB':>11} {'RSS max MiB':>11} "
+        f"{'phase':<13} {'secs':>5} {'CPU % core':>10} {'RSS med MiB':>11} {'RSS max MiB':>11} "
         f"{'lines/s written':>15} {'events/s stored':>15}  /metrics"
     )
     for p in phases:
@@ -276,14 +282,14 @@ def report(phases: list[Phase], rate: int, drain: str, cores: int) -> None:
         written = f"{p.lines_written / p.seconds:,.0f}" if p.lines_written else "-"
         events = f"{p.events_stored / p.seconds:,.0f}" if p.lines_written else "-"
         print(
-            f"{p.name:<6} {p.seconds:>5.1f} {p.cpu_percent:>10.2f} {med:>11.1f} {top:>11.1f} "
+            f"{p.name:<13} {p.seconds:>5.1f} {p.cpu_percent:>10.2f} {med:>11.1f} {top:>11.1f} "
             f"{written:>15} {events:>15}  {p.metrics_status}"
         )
     load = next(p for p in phases if p.name == "load")
     print()
     print(f"load: target rate {rate:,} lines/s; {drain}")
     idle = phases[0]
-    worst = max((r for p in phases for r in p.rss), default=0)
+    worst = max((r for p in phases if p.name != "node_exporter" for r in p.rss), default=0)
     print(
         f"targets: idle CPU < {CPU_TARGET:g}% of a core: "
         f"{'met' if idle.cpu_percent < CPU_TARGET else 'MISSED'} ({idle.cpu_percent:.2f}%); "
@@ -295,6 +301,32 @@ def report(phases: list[Phase], rate: int, drain: str, cores: int) -> None:
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}; collector and writer share this process"
     )
+
+
+def node_exporter_phase(seconds: float) -> Phase | None:
+    """The peer: Debian's Prometheus node exporter, idle, scraped like the agent (metrics only:
+    no logs, checks or shipping); None when it is not installed."""
+    if not NODE_EXPORTER.exists():
+        print("peer: prometheus-node-exporter is not installed (apt-get install it to compare)")
+        return None
+    listen = f"127.0.0.1:{free_port()}"
+    url = f"http://{listen}/metrics"
+    peer = subprocess.Popen(  # noqa: S603  # a fixed local binary on loopback
+        [str(NODE_EXPORTER), f"--web.listen-address={listen}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while scrape(url).startswith("failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(WARMUP_SECONDS)
+        phase = Phase("node_exporter")
+        print(f"peer: node_exporter idle, measuring {seconds:g} s ...", flush=True)
+        measure(phase, psutil.Process(peer.pid), seconds, url)
+        return phase
+    finally:
+        stop_agent(peer)
 
 
 def start_collector(work: Path) -> tuple[Store, Collector, int]:
@@ -380,7 +412,8 @@ def main() -> None:
         measure(idle, proc, idle_seconds, metrics_url)
         print(f"load: writing {rate:,} lines/s for {load_seconds:g} s ...", flush=True)
         load, summary = run_load(proc, store, writer, load_seconds, metrics_url)
-        report([idle, load], rate, summary, psutil.cpu_count() or 0)
+        peer = node_exporter_phase(idle_seconds)
+        report([idle, load, *([peer] if peer else [])], rate, summary, psutil.cpu_count() or 0)
         complaints = [
             line
             for line in (work / "agent.err").read_text(errors="replace").splitlines()
