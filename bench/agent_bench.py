@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from sshd_lines import sshd_line  # bench/, beside this script
 
 from garrison.agent.identity import Identity, new_key_and_csr
 from garrison.core.paths import DataDir
@@ -49,12 +50,6 @@ from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline.collector import Collector
 
-PREFIX = "Dec  1 10:{m:02d}:{s:02d} web-1 sshd[{pid}]: "
-TEMPLATES = (
-    PREFIX + "Failed password for invalid user {u} from 198.51.{a}.{b} port {port} ssh2",
-    PREFIX + "Accepted publickey for deploy from 203.0.113.{b} port {port} ssh2: ED25519 SHA256:x",
-    PREFIX + "Connection closed by authenticating user root 198.51.{a}.{b} port {port} [preauth]",
-)
 STREAM = "ssh"
 WARMUP_SECONDS = 5.0
 START_TIMEOUT = 60.0
@@ -166,24 +161,7 @@ def measure(phase: Phase, proc: psutil.Process, seconds: float, metrics_url: str
 def make_lines(count: int, rate: int, seed: int = 7) -> list[bytes]:
     """`count` seeded sshd lines, their timestamps advancing one second per `rate` lines."""
     rng = random.Random(seed)
-    lines = []
-    for i in range(count):
-        second = i // max(rate, 1)
-        lines.append(
-            (
-                rng.choice(TEMPLATES).format(
-                    m=second // 60 % 60,
-                    s=second % 60,
-                    pid=1000 + i % 5000,
-                    u=f"user{i % 97}",
-                    a=rng.randrange(256),
-                    b=rng.randrange(256),
-                    port=rng.randrange(1024, 65535),
-                )
-                + "\n"
-            ).encode()
-        )
-    return lines
+    return [sshd_line(rng, i, i // max(rate, 1)).encode() for i in range(count)]
 
 
 class Writer(threading.Thread):

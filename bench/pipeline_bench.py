@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from sshd_lines import sshd_line  # bench/, beside this script
+
 from garrison.agent.daemon import Agent, Source
 from garrison.agent.identity import Identity, new_key_and_csr
 from garrison.core.paths import DataDir
@@ -26,13 +28,6 @@ from garrison.core.tls import mtls_server_context
 from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline.collector import Collector
-
-PREFIX = "Dec  1 10:{m:02d}:{s:02d} web-1 sshd[{pid}]: "
-TEMPLATES = (
-    PREFIX + "Failed password for invalid user {u} from 198.51.{a}.{b} port {port} ssh2",
-    PREFIX + "Accepted publickey for deploy from 203.0.113.{b} port {port} ssh2: ED25519 SHA256:x",
-    PREFIX + "Connection closed by authenticating user root 198.51.{a}.{b} port {port} [preauth]",
-)
 
 
 def main() -> None:
@@ -60,18 +55,7 @@ def main() -> None:
         log = work / "auth.log"
         with log.open("w") as fh:
             for i in range(lines):
-                fh.write(
-                    rng.choice(TEMPLATES).format(
-                        m=i // 3600 % 60,
-                        s=i % 60,
-                        pid=1000 + i % 5000,
-                        u=f"user{i % 97}",
-                        a=rng.randrange(256),
-                        b=rng.randrange(256),
-                        port=rng.randrange(1024, 65535),
-                    )
-                    + "\n"
-                )
+                fh.write(sshd_line(rng, i, i // 60))
         host, port = collector.address
         agent = Agent(state, f"https://{host}:{port}", [Source(log, "sshd", "ssh")])
         started = time.perf_counter()
