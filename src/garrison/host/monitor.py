@@ -62,7 +62,7 @@ class Service:
     zone: str
     checks: list[tuple[Check, Verdict]]
     remediation: Runbook | None = None
-    _due: dict[str, float] = field(default_factory=dict)
+    due: dict[str, float] = field(default_factory=dict)
     last: dict[str, Result] = field(default_factory=dict)
 
     @property
@@ -216,13 +216,13 @@ class HostMonitor:
         return {**snapshot, "services": [s.state() for s in self.services]}
 
     def _emit(self, stream: str, event: dict[str, Any]) -> None:
-        self._events.append((stream, {"time": _iso(self.clock()), **event}))
+        self._events.append((stream, {**event, "time": _iso(self.clock())}))
 
     def _check(self, service: Service, now: float) -> None:
         for check, verdict in service.checks:
-            if now < service._due.get(check.name, 0.0):
+            if now < service.due.get(check.name, 0.0):
                 continue
-            service._due[check.name] = now + check.interval_s
+            service.due[check.name] = now + check.interval_s
             result = check.run()
             service.last[check.name] = result
             was = service.healthy
