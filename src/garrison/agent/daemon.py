@@ -407,13 +407,12 @@ class Agent:
             log.warning("agent: collector unavailable, keeping batches spooled: %s", exc)
         return read, sent
 
-    def watch(self, stop: threading.Event, every: float = 1.0) -> None:
+    def watch(self, monitor: HostMonitor, stop: threading.Event, every: float = 1.0) -> None:
         """The monitor's loop: a tick a second (each check keeps its own interval), its events
         into the outbox. A tick that fails is logged and the next one runs."""
-        assert self.monitor is not None  # noqa: S101  # run() starts this only with a monitor
         while not stop.is_set():
             try:
-                events = self.monitor.tick()
+                events = monitor.tick()
                 if events:
                     self.outbox.put(events)
             except Exception:
@@ -425,7 +424,9 @@ class Agent:
         collector is down, reading on into the spool meanwhile."""
         watcher = None
         if self.monitor is not None:
-            watcher = threading.Thread(target=self.watch, args=(stop,), name="monitor", daemon=True)
+            watcher = threading.Thread(
+                target=self.watch, args=(self.monitor, stop), name="monitor", daemon=True
+            )
             watcher.start()
         backoff = idle
         while not stop.is_set():
