@@ -105,6 +105,13 @@ def test_up_restarts_a_killed_service_until_its_budget(tmp_path: Path) -> None:
         time.sleep(3)
         assert not serving(), "no restart past the budget"
         assert _gauges(metrics).get(up) == 0.0
+        said = garrison(
+            "agent", "status", data_dir=tmp_path / "data",
+            env={"GARRISON_AGENT_METRICS_LISTEN": f"127.0.0.1:{metrics}"},
+        )  # fmt: skip
+        assert said.returncode == 0, said.stderr
+        assert "down" in said.stdout
+        assert "breaker open: service:web (`garrison agent rearm web`)" in said.stdout
 
         def audited(action: str) -> int:
             found = garrison(

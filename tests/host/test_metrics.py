@@ -104,3 +104,11 @@ def test_clock_offset_from_chrony_or_timesyncd(monkeypatch: pytest.MonkeyPatch) 
     assert metrics.clock_offset() == pytest.approx(0.002314)
     monkeypatch.setattr(metrics, "_said", lambda argv: None)
     assert metrics.clock_offset() is None
+
+
+def test_agent_status_says_when_no_agent_answers() -> None:
+    port = free_port()
+    said = garrison("agent", "status", env={"GARRISON_AGENT_METRICS_LISTEN": f"127.0.0.1:{port}"})
+    assert said.returncode != 0
+    assert f"no agent answers at http://127.0.0.1:{port}/metrics" in said.stderr
+    assert "garrison agent run" in said.stderr

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from garrison.cli.common import DataDirOption, configure_logging, err, load_settings, out
-from garrison.core.errors import UsageError
+from garrison.core.errors import GarrisonError, UsageError
 from garrison.core.settings import Settings
 from garrison.ssh.bastion import DEFAULT_DIRECTORY
 
@@ -190,3 +190,59 @@ def rearm_cmd(
         raise UsageError(f"no open breaker for {subject!r} (open: {shown})")
     request_rearm(state, subject, getpass.getuser())
     out.print(f"re-arm of {escape(', '.join(matching))} asked; the agent takes it within a second")
+
+
+@app.command("status")
+def status_cmd(data_dir: DataDirOption = None) -> None:
+    """What the running agent watches here: each service and check, alerts firing, runbooks
+    waiting to verify, open breakers (read from its loopback /metrics)."""
+    import urllib.request  # noqa: PLC0415
+
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    settings = load_settings(data_dir)
+    if not settings.agent_metrics_listen:
+        raise UsageError(
+            "agent_metrics_listen is empty: the agent serves no /metrics to read its state from",
+            hint="set agent_metrics_listen (default 127.0.0.1:9108) and restart the agent",
+        )
+    url = f"http://{settings.agent_metrics_listen}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:  # nosec B310  # loopback only (settings)
+            text = reply.read().decode()
+    except OSError as exc:
+        raise GarrisonError(
+            f"no agent answers at {url}: {getattr(exc, 'reason', exc)}",
+            hint="is `garrison agent run` running here (or `garrison up`)?",
+        ) from None
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+    def rows(name: str) -> list[tuple[dict[str, str], float]]:
+        return [(s.labels, s.value) for s in samples if s.name == name]
+
+    table = Table("service", "zone", "state", "checks")
+    checks = rows("garrison_check_up")
+    for labels, value in rows("garrison_service_up"):
+        mine = [
+            f"{c['check']} {'ok' if ok else 'FAILING'}"
+            for c, ok in checks
+            if c["service"] == labels["service"]
+        ]
+        state = "[green]healthy[/]" if value else "[red]down[/]"
+        table.add_row(
+            escape(labels["service"]), escape(labels["zone"]), state, escape(", ".join(mine))
+        )
+    out.print(table if table.row_count else "no services (agent_health)")
+    for labels, _ in rows("garrison_alert_firing"):
+        where = f" on {labels['instance']}" if labels["instance"] else ""
+        rule, severity = escape(labels["rule"]), labels["severity"]
+        out.print(f"[yellow]alert firing[/]: {rule}{escape(where)} (severity {severity})")
+    for labels, _ in rows("garrison_remediation_verifying"):
+        out.print(f"verifying a fix: {escape(labels['subject'])}")
+    for labels, _ in rows("garrison_remediation_breaker_open"):
+        subject = labels["subject"]
+        name = subject.split(":")[1] if ":" in subject else "all"
+        out.print(
+            f"[red]breaker open[/]: {escape(subject)} (`garrison agent rearm {escape(name)}`)"
+        )
