@@ -327,3 +327,33 @@ def test_one_budget_per_alert_rule_whatever_fires(tmp_path: Path) -> None:
     for _ in range(6):
         steps += _steps(monitor.tick())
     assert steps == ["failed", "failed", "breaker_open"], "two attempts in all, not two a mount"
+
+
+def test_checks_due_together_run_at_once(tmp_path: Path) -> None:
+    """Three checks due in the same round meet at a barrier: they only pass if they run at
+    the same time (one after another, each would wait for the others in vain)."""
+    import threading  # noqa: PLC0415
+
+    barrier = threading.Barrier(3, timeout=10)
+
+    class _Meeting:
+        interval_s = 60.0
+        timeout_s = 10.0
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self) -> Result:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                return Result(False, "ran alone", 0.0)
+            return Result(True, "met the others", 0.0)
+
+    checks = [_Meeting(f"c{i}") for i in range(3)]
+    monitor = HostMonitor(
+        [Service("api", "a", [(c, Verdict(1, 1)) for c in checks])], (), tmp_path / "s",
+        metrics_every=3600,
+    )  # fmt: skip
+    monitor.tick()
+    assert [monitor.services[0].last[c.name].detail for c in checks] == ["met the others"] * 3

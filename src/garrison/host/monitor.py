@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +41,8 @@ from garrison.host.remediate import COMMAND_TIMEOUT, Action, Outcome, reap
 log = logging.getLogger("garrison.agent")
 
 METRICS = METRICS_STREAM
+#: Checks due in one round run at once, on at most this many threads.
+CHECK_THREADS = 8
 SYSTEM = "system"
 
 
@@ -199,8 +202,7 @@ class HostMonitor:
         reap()
         self._rearm_requested()
         self._say_held()
-        for service in self.services:
-            self._check(service, now)
+        self._run_checks(now)
         if now >= self._next_metrics or not self.snapshot:
             self.snapshot = self.sampler.snapshot()
             self._next_metrics = now + self.metrics_every
@@ -218,12 +220,21 @@ class HostMonitor:
     def _emit(self, stream: str, event: dict[str, Any]) -> None:
         self._events.append((stream, {**event, "time": _iso(self.clock())}))
 
-    def _check(self, service: Service, now: float) -> None:
-        for check, verdict in service.checks:
-            if now < service.due.get(check.name, 0.0):
-                continue
-            service.due[check.name] = now + check.interval_s
-            result = check.run()
+    def _run_checks(self, now: float) -> None:
+        """Every check that is due, at once (each bounded by its timeout), then their results
+        in the order the health file declares them."""
+        due = []
+        for service in self.services:
+            for check, verdict in service.checks:
+                if now >= service.due.get(check.name, 0.0):
+                    service.due[check.name] = now + check.interval_s
+                    due.append((service, check, verdict))
+        if len(due) > 1:
+            with ThreadPoolExecutor(min(len(due), CHECK_THREADS), "check") as pool:
+                results = list(pool.map(lambda item: item[1].run(), due))
+        else:
+            results = [check.run() for _, check, _ in due]
+        for (service, check, verdict), result in zip(due, results, strict=True):
             service.last[check.name] = result
             was = service.healthy
             if verdict.add(result):
