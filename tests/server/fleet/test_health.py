@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from garrison.demo import DEMO_HOST
 from garrison.logstore.store import Store
 from garrison.server.findings.models import Finding
 from garrison.server.fleet.health import FleetMonitor
@@ -159,6 +160,7 @@ def test_silent_agent(store: Store, tmp_path: Path) -> None:
     Host.objects.create(name="quiet-1", zone="a", joined_at=now - dt.timedelta(hours=1))
     Host.objects.create(name="chatty-1", zone="a", joined_at=now - dt.timedelta(hours=1))
     Host.objects.create(name="waiting-1", zone="a")
+    Host.objects.create(name=DEMO_HOST, zone="demo", joined_at=now - dt.timedelta(hours=1))
     store.append("metrics", [_snapshot("web-1", now, 1) | {"host": "chatty-1"}])
     _monitor(store, tmp_path).step(now=now)
     (finding,) = Finding.objects.all()

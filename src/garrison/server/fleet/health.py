@@ -32,6 +32,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Max
 
 from garrison.core.files import replace_private
+from garrison.demo import DEMO_HOST
 from garrison.detect.notify import Notifier
 from garrison.detect.rules import severity_label
 from garrison.logstore.store import Store
@@ -419,7 +420,8 @@ class FleetMonitor:
             .values_list("host", "last")
         )
         findings = []
-        for host in Host.objects.filter(joined_at__isnull=False, revoked_at__isnull=True):
+        joined = Host.objects.filter(joined_at__isnull=False, revoked_at__isnull=True)
+        for host in joined.exclude(name=DEMO_HOST):  # the demo's made-up host runs no agent
             view = queries.view_of(host, seen)
             heard = [m for m in (view.last_seen, last_points.get(host.name), host.joined_at) if m]
             last = max(heard)
