@@ -212,3 +212,16 @@ def test_rotations_never_overwrite_each_other(tmp_path: Path) -> None:
         "run 0", "run 1", "run 2"
     ]  # fmt: skip
     assert {p.stat().st_mode & 0o777 for p in rotated} == {0o640}
+
+
+def test_hard_linked_logs_are_not_rotated(tmp_path: Path) -> None:
+    other = tmp_path / "passwd"
+    other.write_text("root:x:0:0::/root:/bin/sh\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    os.link(other, logs / "app.log")
+    outcome = Cleanup(rotate=(f"{logs}/*.log",)).run()
+    assert not outcome.ok
+    assert "2 hard links; not rotated" in outcome.detail
+    assert other.read_text() == "root:x:0:0::/root:/bin/sh\n"
+    assert not list(logs.glob("*.gz"))

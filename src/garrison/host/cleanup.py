@@ -11,9 +11,10 @@ files.
 - At run time each declared directory is opened without following a symbolic link and must
   still be the directory that was checked; everything below it is reached through directory
   descriptors (``os.fwalk``, ``dir_fd``), so a name swapped for a link mid-way is not followed.
-- Rotation opens each log without following links and checks it is a regular file, copies it
-  compressed into a new file created exclusively (``O_EXCL``, with the log's owner and mode),
-  then truncates the same descriptor: the writer keeps appending to its file.
+- Rotation opens each log without following links and checks it is a regular file with one
+  name (a hard link could be any file of the same file system), copies it compressed into a
+  new file created exclusively (``O_EXCL``, with the log's owner and mode), then truncates the
+  same descriptor: the writer keeps appending to its file.
 - A directory that holds a database's data (found while walking) is left alone, and said so.
 """
 
@@ -151,6 +152,9 @@ class Cleanup:
         with os.fdopen(fd, "r+b") as source:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or not info.st_size:
+                return 0
+            if info.st_nlink > 1:  # the same file under another name, perhaps not a log at all
+                problems.append(f"{folder / name}: has {info.st_nlink} hard links; not rotated")
                 return 0
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
             target = f"{name}.{stamp}.gz"
