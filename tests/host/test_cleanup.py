@@ -117,12 +117,13 @@ def test_disk_full_cleanup_frees_declared_paths_only(volume: Path, tmp_path: Pat
 
 def test_rotation_keeps_the_newest(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
-    for stamp in ("20260101T000000", "20260102T000000", "20260103T000000"):
+    for stamp in ("20260101T000000000000", "20260102T000000000000", "20260103T000000000000"):
         (tmp_path / f"app.log.{stamp}.gz").write_bytes(b"x" * 100)
     log.write_text("line\n" * 1000)
     outcome = Cleanup(rotate=(str(log),), keep=2).run()
     assert outcome.ok, outcome.detail
-    assert sorted(p.name for p in tmp_path.glob("app.log.*.gz"))[0] == "app.log.20260103T000000.gz"
+    oldest = sorted(p.name for p in tmp_path.glob("app.log.*.gz"))[0]
+    assert oldest == "app.log.20260103T000000000000.gz"
     assert len(list(tmp_path.glob("app.log.*.gz"))) == 2
 
 
@@ -225,3 +226,76 @@ def test_hard_linked_logs_are_not_rotated(tmp_path: Path) -> None:
     assert "2 hard links; not rotated" in outcome.detail
     assert other.read_text() == "root:x:0:0::/root:/bin/sh\n"
     assert not list(logs.glob("*.gz"))
+
+
+def test_what_rotation_will_not_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from garrison.host import cleanup  # noqa: PLC0415
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    os.mkfifo(logs / "pipe.log")
+    with (logs / "sparse.log").open("wb") as f:
+        f.truncate(1 << 30)
+    (logs / "app.log").write_text("line\n" * 100)
+    (logs / "app.log.zz-junk.gz").write_bytes(b"planted")  # not a rotation: never pruned
+    outcome = Cleanup(rotate=(f"{logs}/*.log",), keep=1).run()
+    assert "sparse.log: sparse" in outcome.detail
+    assert (logs / "app.log.zz-junk.gz").read_bytes() == b"planted"
+    (rotated,) = logs.glob("app.log.2*.gz")
+    assert gzip.decompress(rotated.read_bytes()) == b"line\n" * 100, "keep=1 keeps the new one"
+    assert (logs / "pipe.log").exists()
+    flag = tmp_path / "protected_hardlinks"
+    flag.write_text("0\n")
+    monkeypatch.setattr(cleanup, "PROTECTED_HARDLINKS", flag)
+    (logs / "app.log").write_text("more\n")
+    outcome = Cleanup(rotate=(f"{logs}/app.log",)).run()
+    assert not outcome.ok
+    assert "fs.protected_hardlinks is off" in outcome.detail
+    assert (logs / "app.log").read_text() == "more\n"
+
+
+@pytest.mark.parametrize("path", ["/home", "/var/log", "/tmp", "/var/cache", "/opt"])  # noqa: S108
+def test_whole_top_directories_are_never_cleared(path: str) -> None:
+    with pytest.raises(ValueError, match="never empties"):
+        Cleanup(clear=(path,))
+
+
+def test_keep_at_least_one() -> None:
+    with pytest.raises(ValueError, match="keep is at least 1"):
+        Cleanup(rotate=("/var/log/app/*.log",), keep=0)
+
+
+def test_a_bind_mount_inside_is_left_alone(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data.bin").write_bytes(b"x" * 100)
+    cache = tmp_path / "cache"
+    (cache / "vol").mkdir(parents=True)
+    (cache / "junk").write_bytes(b"y" * 100)
+    done = subprocess.run(
+        ["mount", "--bind", str(outside), str(cache / "vol")],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode:
+        pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
+    try:
+        outcome = Cleanup(clear=(str(cache),)).run()
+    finally:
+        subprocess.run(["umount", str(cache / "vol")], check=True)
+    assert outcome.ok, outcome.detail
+    assert (outside / "data.bin").read_bytes() == b"x" * 100
+    assert not (cache / "junk").exists()
+
+
+def test_a_failed_rotation_leaves_no_partial_copy(volume: Path) -> None:
+    logs = volume / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    with log.open("wb") as f:  # incompressible, bigger than the space left
+        while shutil.disk_usage(volume).free > 2 << 20:
+            f.write(os.urandom(1 << 20))
+    outcome = Cleanup(rotate=(str(log),)).run()
+    assert not outcome.ok
+    assert "No space left" in outcome.detail
+    assert not list(logs.glob("*.gz")), "the partial copy is removed"
+    assert log.stat().st_size > 0, "nothing truncated"

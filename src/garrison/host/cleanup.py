@@ -15,6 +15,15 @@ files.
   name (a hard link could be any file of the same file system), copies it compressed into a
   new file created exclusively (``O_EXCL``, with the log's owner and mode), then truncates the
   same descriptor: the writer keeps appending to its file.
+  Only what the log held when it was opened is copied (a writer racing it, or a sparse file,
+  cannot make the copy endless); lines written between the copy and the truncation are lost,
+  as with logrotate's copytruncate. A rotation that fails removes its partial copy.
+- Rotation needs the kernel's ``fs.protected_hardlinks`` (systemd's default): without it,
+  anyone who can write in the log's directory could link any file of the file system there and
+  have it truncated, whatever is checked before.
+- Clearing stays on the declared directory's mount (a bind mount of the same file system
+  inside it is another mount, and left alone), and never empties a directory like ``/home``,
+  ``/var/log`` or ``/tmp`` whole.
 - A directory that holds a database's data (found while walking) is left alone, and said so.
 """
 
@@ -25,7 +34,6 @@ import fnmatch
 import gzip
 import os
 import re
-import shutil
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,16 +47,28 @@ PROTECTED: Final = tuple(
     Path(p)
     for p in ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run",
               "/sbin", "/sys", "/usr", "/var/lib/postgresql", "/var/lib/pgsql",
-              "/var/lib/garrison")
+              "/var/lib/mysql", "/var/lib/mongodb", "/var/lib/redis", "/var/lib/docker",
+              "/var/lib/containerd", "/var/lib/garrison")
+)  # fmt: skip
+#: Never emptied whole by `clear` (a directory inside one may be).
+NOT_CLEARED: Final = tuple(
+    Path(p)
+    for p in ("/home", "/srv", "/opt", "/tmp", "/var", "/var/log", "/var/lib", "/var/spool",  # noqa: S108  # nosec B108  # never emptied, not used
+              "/var/mail", "/var/backups", "/var/cache", "/var/tmp", "/mnt", "/media")  # noqa: S108  # nosec B108
 )  # fmt: skip
 #: A directory holding one of these is a database's or Garrison's: neither it nor anything
-#: below it is cleaned.
+#: below it is cleaned (PostgreSQL, MySQL/MariaDB, MongoDB, Redis, Garrison).
 MARKERS: Final = frozenset(
     {"PG_VERSION", "pg_wal", "pg_xlog", "pg_tblspc", "archive_status", "backup_label",
-     "postmaster.pid", "kek.key", "logstore"}
+     "postmaster.pid", "ibdata1", "mysql.ibd", "WiredTiger", "mongod.lock", "dump.rdb",
+     "appendonly.aof", "kek.key", "logstore"}
 )  # fmt: skip
+PROTECTED_HARDLINKS: Final = Path("/proc/sys/fs/protected_hardlinks")
+#: A log whose blocks hold less than this share of its size is sparse: not a log to rotate.
+SPARSE_RATIO: Final = 0.5
 #: WAL segment names and tablespace directories (``PG_15_202209061``).
 _DATABASE_NAMES: Final = re.compile(r"^(?:[0-9A-F]{24}(?:\.partial)?|PG_\d+_\d+)$")
+_STAMP: Final = r"\.\d{8}T\d{12}\.gz"
 _GLOB: Final = re.compile(r"[*?\[]")
 _OPEN_DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
@@ -93,6 +113,8 @@ class Cleanup:
     def __post_init__(self) -> None:
         if not self.rotate and not self.clear:
             raise ValueError("a cleanup declares files to rotate or directories to clear")
+        if self.keep < 1:
+            raise ValueError("keep is at least 1 (the rotation just made)")
         for pattern in self.rotate:
             folder = Path(pattern).parent
             if not pattern.startswith("/") or _GLOB.search(str(folder)):
@@ -105,6 +127,12 @@ class Cleanup:
             if not directory.startswith("/") or _GLOB.search(directory):
                 raise ValueError(f"{directory}: clear takes absolute directories, no wildcards")
             refuse_protected(Path(directory), self.protected)
+            resolved = Path(directory).resolve()
+            for whole in NOT_CLEARED:
+                if resolved == whole or resolved in whole.parents:
+                    raise ValueError(
+                        f"{directory}: clear never empties {whole} whole; name the cache inside it"
+                    )
         for folder in (*(Path(p).parent for p in self.rotate), *map(Path, self.clear)):
             if folder.resolve() != folder:
                 raise ValueError(
@@ -134,14 +162,25 @@ class Cleanup:
         return Outcome(not problems, detail)
 
     def _rotate_all(self, dir_fd: int, folder: Path, pattern: str, problems: list[str]) -> int:
+        if not hardlinks_protected():
+            problems.append(
+                f"{folder}: not rotated: fs.protected_hardlinks is off, so whoever can write "
+                "there could have any file of the file system truncated; turn it on "
+                "(sysctl fs.protected_hardlinks=1)"
+            )
+            return 0
         names = os.listdir(dir_fd)
         if holds_data(names):
             problems.append(f"{folder}: holds a database's or Garrison's data; not rotated")
             return 0
         freed = 0
         for name in sorted(fnmatch.filter(names, pattern)):
-            if not name.endswith(".gz"):
+            if name.endswith(".gz"):
+                continue
+            try:
                 freed += self._rotate(dir_fd, folder, name, problems)
+            except OSError as exc:
+                problems.append(f"{folder / name}: {exc.strerror or exc}")
         return freed
 
     def _rotate(self, dir_fd: int, folder: Path, name: str, problems: list[str]) -> int:
@@ -149,35 +188,27 @@ class Cleanup:
             fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         except OSError:
             return 0  # a link, or gone meanwhile: not ours to rotate
-        with os.fdopen(fd, "r+b") as source:
+        try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or not info.st_size:
-                return 0
+                return 0  # a FIFO, a device, a socket, or empty
             if info.st_nlink > 1:  # the same file under another name, perhaps not a log at all
                 problems.append(f"{folder / name}: has {info.st_nlink} hard links; not rotated")
                 return 0
-            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-            target = f"{name}.{stamp}.gz"
-            try:
-                out = os.open(
-                    target,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                    stat.S_IMODE(info.st_mode),
-                    dir_fd=dir_fd,
-                )
-                os.fchown(out, info.st_uid, info.st_gid)
-                with os.fdopen(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as sink:
-                    shutil.copyfileobj(source, sink, 1024 * 1024)
-                os.ftruncate(fd, 0)
-                compressed = os.stat(target, dir_fd=dir_fd).st_size
-            except OSError as exc:
-                problems.append(f"{folder / name}: {exc.strerror or exc}")
+            if info.st_blocks * 512 < info.st_size * SPARSE_RATIO:
+                problems.append(f"{folder / name}: sparse ({info.st_size} bytes); not rotated")
                 return 0
-        freed = info.st_size - compressed
-        rotations = sorted(fnmatch.filter(os.listdir(dir_fd), f"{_literal(name)}.*.gz"))
-        for old in rotations[: max(0, len(rotations) - self.keep)]:
+            target = f"{name}.{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}.gz"
+            compressed = self._copy(fd, info, dir_fd, target)
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+        freed = info.st_blocks * 512 - compressed
+        pattern = re.compile(re.escape(name) + _STAMP)
+        rotations = sorted(n for n in os.listdir(dir_fd) if pattern.fullmatch(n) and n != target)
+        for old in rotations[: max(0, len(rotations) - (self.keep - 1))]:
             try:
-                size = os.stat(old, dir_fd=dir_fd, follow_symlinks=False).st_size
+                size = os.stat(old, dir_fd=dir_fd, follow_symlinks=False).st_blocks * 512
                 os.unlink(old, dir_fd=dir_fd)  # a link is removed, never its target
             except OSError as exc:
                 problems.append(f"{folder / old}: {exc.strerror or exc}")
@@ -186,33 +217,48 @@ class Cleanup:
         return freed
 
     @staticmethod
+    def _copy(fd: int, info: os.stat_result, dir_fd: int, target: str) -> int:
+        """The first `info.st_size` bytes of `fd`, compressed into `target` (created
+        exclusively, owned and moded like the log); its size on disk. A failure removes it."""
+        out = os.open(
+            target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd
+        )
+        try:
+            os.fchown(out, info.st_uid, info.st_gid)
+            os.fchmod(out, stat.S_IMODE(info.st_mode) & 0o777)
+            left = info.st_size
+            os.lseek(fd, 0, os.SEEK_SET)
+            with (
+                open(out, "wb", closefd=False) as raw,
+                gzip.GzipFile(fileobj=raw, mode="wb") as sink,
+            ):
+                while left > 0 and (chunk := os.read(fd, min(left, 1024 * 1024))):
+                    sink.write(chunk)
+                    left -= len(chunk)
+            os.fsync(out)
+            return os.fstat(out).st_blocks * 512
+        except BaseException:
+            os.unlink(target, dir_fd=dir_fd)
+            raise
+        finally:
+            os.close(out)
+
+    @staticmethod
     def _clear(top_fd: int, top: str, problems: list[str], skipped: list[str]) -> int:
-        device = os.fstat(top_fd).st_dev
+        where = _mount(top_fd)
         freed = 0
         kept: list[str] = []
         for path, dirs, files, fd in os.fwalk(".", dir_fd=top_fd, follow_symlinks=False):
             shown = os.path.normpath(os.path.join(top, path))
-            if holds_data([*dirs, *files]):
+            if path != "." and _mount(fd) != where:
+                kept.append(path)  # another mount (a bind mount too): left alone
+                dirs.clear()
+            elif holds_data([*dirs, *files]):
                 skipped.append(shown)
                 kept.append(path)
                 dirs.clear()
-                continue
-            for name in list(dirs):
-                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                if stat.S_ISLNK(info.st_mode):
-                    files.append(name)  # the link goes; what it points to is not entered
-                    dirs.remove(name)
-                elif info.st_dev != device:
-                    dirs.remove(name)  # another file system mounted here: left alone
-                    kept.append(os.path.join(path, name))
-            for name in files:
-                try:
-                    size = os.stat(name, dir_fd=fd, follow_symlinks=False).st_size
-                    os.unlink(name, dir_fd=fd)
-                except OSError as exc:
-                    problems.append(f"{shown}/{name}: {exc.strerror or exc}")
-                else:
-                    freed += size
+            else:
+                freed += _empty(fd, shown, dirs, files, problems)
         for path, dirs, _, fd in os.fwalk(".", dir_fd=top_fd, topdown=False, follow_symlinks=False):
             for name in dirs:
                 inner = os.path.join(path, name)
@@ -222,8 +268,58 @@ class Cleanup:
                 try:
                     os.rmdir(name, dir_fd=fd)
                 except OSError:
-                    continue  # not empty: something was left alone in it
+                    continue  # not empty (something left alone in it), or another mount
         return freed
+
+
+def _empty(fd: int, shown: str, dirs: list[str], files: list[str], problems: list[str]) -> int:
+    """Unlink the files (and links) of one directory, by its descriptor; bytes freed."""
+    for name in list(dirs):
+        try:
+            linked = stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+        except OSError:
+            dirs.remove(name)  # gone meanwhile
+            continue
+        if linked:
+            files.append(name)  # the link goes; what it points to is not entered
+            dirs.remove(name)
+    freed = 0
+    for name in files:
+        try:
+            size = os.stat(name, dir_fd=fd, follow_symlinks=False).st_blocks * 512
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"{shown}/{name}: {exc.strerror or exc}")
+        else:
+            freed += size
+    return freed
+
+
+def _mount(fd: int) -> tuple[int | None, int]:
+    """Which mount (``/proc/self/fdinfo``'s mnt_id, None where unknown) and device a directory
+    descriptor is on: a bind mount of the same file system differs by the first."""
+    return mount_id(fd), os.fstat(fd).st_dev
+
+
+def hardlinks_protected() -> bool:
+    """Whether the kernel refuses hard links to files the linker may not write."""
+    try:
+        return PROTECTED_HARDLINKS.read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def mount_id(fd: int) -> int | None:
+    """The mount a directory descriptor is on (``/proc/self/fdinfo``), or None where unknown."""
+    try:
+        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _literal(name: str) -> str:
