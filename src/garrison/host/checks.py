@@ -13,7 +13,6 @@ import datetime as dt
 import shutil
 import socket
 import ssl
-import subprocess  # nosec B404  # systemctl and the operator's command checks
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ import psutil
 
 from garrison.core.redact import redact_url
 from garrison.core.urls import https_or_loopback
+from garrison.host import commands
 
 SYSTEMCTL: Final = shutil.which("systemctl") or "/usr/bin/systemctl"
 BODY_LIMIT: Final = 1024 * 1024
@@ -191,15 +191,10 @@ class CommandCheck:
 
     def run(self) -> Result:
         began = time.monotonic()
-        try:
-            done = subprocess.run(  # noqa: S603  # nosec B603  # the operator's declared command
-                list(self.argv), capture_output=True, text=True, timeout=self.timeout_s, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return _timed(began, False, f"{self.argv[0]}: {exc}")
-        said = (done.stdout or done.stderr).strip().splitlines()
-        detail = f"exit {done.returncode}" + (f": {said[-1][:200]}" if said else "")
-        return _timed(began, done.returncode == 0, detail)
+        ran = commands.run(list(self.argv), self.timeout_s)
+        if ran.code is None:
+            return _timed(began, False, ran.said)
+        return _timed(began, ran.ok, f"exit {ran.code}" + (f": {ran.said}" if ran.said else ""))
 
 
 @dataclass(frozen=True)
@@ -213,14 +208,10 @@ class SystemdCheck:
 
     def run(self) -> Result:
         began = time.monotonic()
-        try:
-            done = subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments
-                [SYSTEMCTL, "is-active", self.unit],
-                capture_output=True, text=True, timeout=self.timeout_s, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return _timed(began, False, f"{self.unit}: {exc}")
-        state = (done.stdout.strip() or done.stderr.strip() or "unknown").splitlines()[0]
+        ran = commands.run([SYSTEMCTL, "is-active", self.unit], self.timeout_s)
+        if ran.code is None:
+            return _timed(began, False, ran.said)
+        state = ran.said or "unknown"
         return _timed(began, state == "active", f"{self.unit} is {state}")
 
 

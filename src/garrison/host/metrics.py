@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess  # nosec B404  # timedatectl says whether the clock is synchronised
 import time
 from pathlib import Path
 from typing import Any, Final
 
 import psutil
+
+from garrison.host import commands
 
 REBOOT_REQUIRED: Final = Path("/var/run/reboot-required")
 FILE_NR: Final = Path("/proc/sys/fs/file-nr")
@@ -77,25 +78,13 @@ def open_files() -> int | None:
 
 def clock_synchronised() -> bool | None:
     """Whether systemd says the clock is synchronised (NTP); None where it cannot say."""
-    try:
-        said = subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments
-            [TIMEDATECTL, "show", "--property=NTPSynchronized", "--value"],
-            capture_output=True, text=True, timeout=5, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = said.stdout.strip()
-    return {"yes": True, "no": False}.get(value) if said.returncode == 0 else None
+    said = _said([TIMEDATECTL, "show", "--property=NTPSynchronized", "--value"])
+    return {"yes": True, "no": False}.get(said.strip()) if said is not None else None
 
 
 def _said(argv: list[str]) -> str | None:
-    try:
-        done = subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments
-            argv, capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    ran = commands.run(argv, 5)
+    return ran.stdout if ran.ok else None
 
 
 _OFFSET = re.compile(r"Offset:\s*([+-]?[\d.]+)(us|ms|s)\b")

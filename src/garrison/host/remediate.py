@@ -9,13 +9,14 @@ succeeded and what happened.
 from __future__ import annotations
 
 import os
-import subprocess  # nosec B404  # systemctl and the operator's declared commands
+import subprocess  # nosec B404  # restart_process starts the declared command
 import time
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 import psutil
 
+from garrison.host import commands
 from garrison.host.checks import SYSTEMCTL
 
 COMMAND_TIMEOUT: Final = 120.0
@@ -47,16 +48,12 @@ class Action(Protocol):
     def run(self) -> Outcome: ...
 
 
-def _run(argv: list[str], timeout: float = COMMAND_TIMEOUT) -> Outcome:
-    try:
-        done = subprocess.run(  # noqa: S603  # nosec B603  # declared argv, no shell
-            argv, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Outcome(False, f"{argv[0]}: {exc}")
-    said = (done.stderr or done.stdout).strip().splitlines()
-    tail = f": {said[-1][:200]}" if said else ""
-    return Outcome(done.returncode == 0, f"{' '.join(argv[:3])} exited {done.returncode}{tail}")
+def _run(argv: list[str]) -> Outcome:
+    ran = commands.run(argv, COMMAND_TIMEOUT)
+    if ran.code is None:
+        return Outcome(False, ran.said)
+    tail = f": {ran.said}" if ran.said else ""
+    return Outcome(ran.ok, f"{' '.join(argv[:3])} exited {ran.code}{tail}")
 
 
 @dataclass(frozen=True)
