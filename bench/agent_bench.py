@@ -39,14 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from sshd_lines import sshd_line  # bench/, beside this script
+from shipping import sshd_line, start_collector  # bench/, beside this script
 
-from garrison.agent.identity import Identity, new_key_and_csr
-from garrison.core.paths import DataDir
-from garrison.core.pki import CertificateAuthority
-from garrison.core.secrets import KeyRing
-from garrison.core.tls import mtls_server_context
-from garrison.logstore.digests import Signer
 from garrison.logstore.store import Store
 from garrison.pipeline.collector import Collector
 
@@ -307,26 +301,6 @@ def node_exporter_phase(seconds: float) -> Phase | None:
         stop_agent(peer)
 
 
-def start_collector(work: Path) -> tuple[Store, Collector, int]:
-    """Data dir, CA, a collector thread on 127.0.0.1 with mTLS, and the agent's identity."""
-    data = DataDir(work / "data").ensure()
-    keyring = KeyRing.load_or_create(data.kek)
-    ca = CertificateAuthority(data.pki, keyring)
-    ca.init()
-    issued = ca.ensure_server("collector", ["127.0.0.1"])
-    ctx = mtls_server_context(issued, keyring, "collector", ca.cert_path)
-    store = Store(data.logstore, signer=Signer.load_or_create(work / "k.pem", b"b"))
-    collector = Collector(
-        store, host="127.0.0.1", port=0, ssl_context=ctx, revocations_path=data.revocations
-    )
-    threading.Thread(target=collector.serve_forever, daemon=True).start()
-    key_pem, csr = new_key_and_csr("web-1")
-    Identity(work / "data" / "agent" / "identity").save(
-        key_pem, ca.sign_client(csr, "web-1", 60), ca.cert_path.read_bytes()
-    )
-    return store, collector, collector.address[1]
-
-
 def run_load(
     proc: psutil.Process, store: Store, writer: Writer, seconds: float, metrics_url: str
 ) -> tuple[Phase, str]:
@@ -368,7 +342,8 @@ def main() -> None:
     store: Store | None = None
     writer: Writer | None = None
     try:
-        store, collector, port = start_collector(work)
+        store, collector = start_collector(work, work / "data" / "agent")
+        port = collector.address[1]
         log = work / "auth.log"
         log.touch()
         writer = Writer(log, make_lines(int(load_seconds * rate), rate), rate, load_seconds)

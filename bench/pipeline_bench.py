@@ -13,21 +13,12 @@ import random
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from sshd_lines import sshd_line  # bench/, beside this script
+from shipping import sshd_line, start_collector  # bench/, beside this script
 
 from garrison.agent.daemon import Agent, Source
-from garrison.agent.identity import Identity, new_key_and_csr
-from garrison.core.paths import DataDir
-from garrison.core.pki import CertificateAuthority
-from garrison.core.secrets import KeyRing
-from garrison.core.tls import mtls_server_context
-from garrison.logstore.digests import Signer
-from garrison.logstore.store import Store
-from garrison.pipeline.collector import Collector
 
 
 def main() -> None:
@@ -36,22 +27,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="garrison-pipeline-"))
     rng = random.Random(7)
     try:
-        data = DataDir(work / "data").ensure()
-        keyring = KeyRing.load_or_create(data.kek)
-        ca = CertificateAuthority(data.pki, keyring)
-        ca.init()
-        issued = ca.ensure_server("collector", ["127.0.0.1"])
-        ctx = mtls_server_context(issued, keyring, "collector", ca.cert_path)
-        store = Store(data.logstore, signer=Signer.load_or_create(work / "k.pem", b"b"))
-        collector = Collector(
-            store, host="127.0.0.1", port=0, ssl_context=ctx, revocations_path=data.revocations
-        )
-        threading.Thread(target=collector.serve_forever, daemon=True).start()
         state = work / "agent"
-        key_pem, csr = new_key_and_csr("web-1")
-        Identity(state / "identity").save(
-            key_pem, ca.sign_client(csr, "web-1", 60), ca.cert_path.read_bytes()
-        )
+        store, collector = start_collector(work, state)
         log = work / "auth.log"
         with log.open("w") as fh:
             for i in range(lines):
