@@ -322,11 +322,6 @@ def mount_id(fd: int) -> int | None:
     return None
 
 
-def _literal(name: str) -> str:
-    """`name` with fnmatch's special characters taken literally."""
-    return re.sub(r"([*?\[])", r"[\1]", name)
-
-
 class _Directory:
     """A declared directory opened without following a link, and still the checked one."""
 
